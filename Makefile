@@ -1,0 +1,107 @@
+# lakefs — a lakehouse you can mount.
+#
+#   make               build everything into build/
+#   make demo          install deps, build, mount a demo lakefs on /mnt/lake
+#   make test          install deps, build, run every test under prove
+#   make bench         print the benchmark figures (see tests/bench/)
+#   make install       install programs and man pages under $(PREFIX)
+#   make SANITIZE=address,undefined test
+#
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CC        ?= cc
+B         := build
+SANITIZE  ?=
+
+PKGS      := fuse3
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314 \
+             -DLAKEFS_VERSION='"$(VERSION)"' \
+             -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+             -Wmissing-prototypes -Wvla -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation \
+             -fno-strict-aliasing -pthread -I. -MMD -MP
+LDLIBS    := -lleveldb -lzstd -lcrypto -pthread
+FUSE_CFLAGS = $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS   = $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3)
+ifneq ($(SANITIZE),)
+CFLAGS    += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS   += -fsanitize=$(SANITIZE)
+endif
+
+LIB_SRC   := util/log.c util/util.c sync/workq.c sync/local.c sync/blockstore.c \
+             catalog/meta.c catalog/inode.c catalog/ns.c
+FS_SRC    := fs/main.c fs/ops.c fs/ctl.c
+TOOL_SRC  := tools/lakefs.c
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+TPROG_SRC := tests/posix/posix_check.c tests/fsx/fsx.c tests/tools/crashwriter.c
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
+FS_OBJ    := $(FS_SRC:%.c=$(B)/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(B)/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+TPROG_BIN := $(patsubst %.c,$(B)/%,$(wildcard $(TPROG_SRC)))
+PROGS     := $(B)/bin/lakefs-mount $(B)/bin/lakefs $(B)/bin/mount.fuse.lakefs
+
+all: $(PROGS) $(UNIT_BIN) $(TPROG_BIN)
+
+deps:
+	@sh tools/deps.sh
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -c -o $@ $<
+
+$(B)/liblakefs.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/bin/lakefs-mount: $(FS_OBJ) $(B)/liblakefs.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(LDLIBS)
+
+$(B)/bin/mount.fuse.lakefs: $(B)/bin/lakefs-mount
+	ln -sf lakefs-mount $@
+
+$(B)/bin/lakefs: $(TOOL_OBJ) $(B)/liblakefs.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/unit/%: tests/unit/%.c $(B)/liblakefs.a tests/unit/tap.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/liblakefs.a $(LDLIBS)
+
+$(B)/tests/%: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lcrypto
+
+# The demo: a lakefs with the embedded local store on /mnt/lake.
+DEMO_MNT   ?= /mnt/lake
+DEMO_STATE ?= /var/lib/lakefs/demo
+demo: deps all
+	@sh tools/demo.sh $(B)/bin $(DEMO_STATE) $(DEMO_MNT)
+
+test: deps all
+	@sh tools/check-man.sh
+	prove -f --timer $(UNIT_BIN) tests/integration/t*.sh
+
+unit: all
+	prove -f $(UNIT_BIN)
+
+bench: deps all
+	@bash tests/bench/bench.sh
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	        $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(B)/bin/lakefs-mount $(B)/bin/lakefs $(DESTDIR)$(PREFIX)/bin/
+	ln -sf $(PREFIX)/bin/lakefs-mount $(DESTDIR)/sbin/mount.fuse.lakefs
+	install -m 644 man/lakefs.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/lakefs.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -m 644 man/lakefs-mount.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all deps demo test unit bench install clean
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,1306 @@
+/*
+ * catalog/inode.c — inodes in memory and the file data path.
+ *
+ * A file's bytes are cut into fixed blocks (block_size, set at creation).
+ * Block i of inode n is the key "B n i" in the metadata, naming a block of
+ * the store by its hash; a missing key is a hole. Blocks are stored with
+ * trailing zeros trimmed, so the tail of the last block and sparse regions
+ * cost nothing.
+ *
+ * Write path. write() copies into an in-memory dirty block (reading the old
+ * block first when the write covers only part of it) and returns; a block
+ * that becomes complete is handed to the seal workers, which hash, compress
+ * and store it off the FUSE thread. A sealed block becomes a "pending"
+ * entry of its inode. Pending entries, the size and the times reach the
+ * metadata together, in one transaction, at a commit point: close (flush),
+ * fsync, truncate, release, and every 256 sealed blocks of a long writer.
+ * So after a crash a file not fsynced reads as it was at one commit point:
+ * its old content or its new content, never a torn mix of blocks.
+ *
+ * fsync = seal everything, wait, bs_sync() (one syncfs of the block store),
+ * then commit with a synced LevelDB write: blocks are durable before the
+ * metadata that names them.
+ *
+ * Invariants
+ *  - Bytes of a file past its size are zero in every dirty block and every
+ *    stored block (truncate zeroes the tail of the block it cuts).
+ *  - md.size changes only with both inode->lock and meta_lock held, so it
+ *    may be read under either. committed_size is what the metadata holds.
+ *  - A hash read from the metadata or from a pending entry is pinned in the
+ *    block store while its bytes are being read, so a concurrent commit
+ *    that drops the last reference cannot delete it under the reader.
+ *  - Dirty memory is bounded by dirty_max: a writer that needs a new dirty
+ *    block waits (without its inode lock) until sealing frees budget, and
+ *    first seals its own and then other inodes' dirty blocks.
+ *
+ * Lifetime. An inode stays in the table while the kernel holds lookups, a
+ * file is open or an operation pins it. When all three drop to zero it is
+ * evicted, and if its link count is zero it is destroyed: its blocks are
+ * released and its keys deleted in one transaction. An inode whose link
+ * count reaches zero while referenced carries an orphan key, so a crash
+ * before the destroy is finished at the next mount.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "catalog/vfs_int.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define PENDING_COMMIT 256	/* sealed blocks that force a commit */
+#define PREFETCH_BLOCKS 4
+
+/* ---- the inode table ---- */
+
+static size_t ibucket(struct vfs *v, uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) % v->nbuckets;
+}
+
+static struct inode *itable_find(struct vfs *v, uint64_t ino)
+{
+	struct inode *in = v->itable[ibucket(v, ino)];
+
+	while (in && in->ino != ino)
+		in = in->hnext;
+	return in;
+}
+
+static void itable_remove(struct vfs *v, struct inode *in)
+{
+	struct inode **pp = &v->itable[ibucket(v, in->ino)];
+
+	while (*pp && *pp != in)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = in->hnext;
+}
+
+static void inode_free(struct inode *in)
+{
+	pthread_mutex_destroy(&in->lock);
+	pthread_cond_destroy(&in->cond);
+	free(in->pend);
+	free(in);
+}
+
+struct inode *inode_get(struct vfs *v, uint64_t ino, int *err)
+{
+	struct inode *in, *other;
+	int ret;
+
+	pthread_mutex_lock(&v->itable_lock);
+	in = itable_find(v, ino);
+	if (in) {
+		in->pins++;
+		pthread_mutex_unlock(&v->itable_lock);
+		return in;
+	}
+	pthread_mutex_unlock(&v->itable_lock);
+
+	in = calloc(1, sizeof(*in));
+	if (!in) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	ret = meta_get_inode(v->meta, ino, &in->md);
+	if (ret < 0) {
+		free(in);
+		*err = ret;
+		return NULL;
+	}
+	in->ino = ino;
+	in->committed_size = in->md.size;
+	in->last_read_idx = UINT64_MAX;
+	pthread_mutex_init(&in->lock, NULL);
+	pthread_cond_init(&in->cond, NULL);
+
+	pthread_mutex_lock(&v->itable_lock);
+	other = itable_find(v, ino);
+	if (other) {
+		other->pins++;
+		pthread_mutex_unlock(&v->itable_lock);
+		inode_free(in);
+		return other;
+	}
+	in->pins = 1;
+	in->hnext = v->itable[ibucket(v, ino)];
+	v->itable[ibucket(v, ino)] = in;
+	pthread_mutex_unlock(&v->itable_lock);
+	return in;
+}
+
+void inode_ref_lookup(struct vfs *v, struct inode *in)
+{
+	pthread_mutex_lock(&v->itable_lock);
+	in->nlookup++;
+	pthread_mutex_unlock(&v->itable_lock);
+}
+
+static void release_pending(struct vfs *v, struct inode *in)
+{
+	for (size_t i = 0; i < in->npend; i++) {
+		if (in->pend[i].raw == 0)
+			continue;
+		bs_unpin(v->bs, &in->pend[i].h);
+		bs_delete_if(v->bs, &in->pend[i].h, meta_block_unref, v->meta);
+	}
+	in->npend = 0;
+}
+
+static void budget_release(struct vfs *v, size_t n)
+{
+	pthread_mutex_lock(&v->dirty_lock);
+	v->dirty_bytes -= n;
+	pthread_cond_broadcast(&v->dirty_cond);
+	pthread_mutex_unlock(&v->dirty_lock);
+}
+
+static void free_freed(struct vfs *v, struct meta_freed *fr)
+{
+	for (size_t i = 0; i < fr->n; i++)
+		bs_delete_if(v->bs, &fr->h[i], meta_block_unref, v->meta);
+	meta_freed_release(fr);
+}
+
+struct blocklist {
+	struct bs_hash *h;
+	uint64_t *idx;
+	size_t n, cap;
+};
+
+static int collect_block(void *arg, uint64_t idx, const struct bs_hash *h)
+{
+	struct blocklist *bl = arg;
+
+	if (bl->n == bl->cap) {
+		size_t cap = bl->cap ? 2 * bl->cap : 64;
+		struct bs_hash *nh = realloc(bl->h, cap * sizeof(*nh));
+		uint64_t *ni;
+
+		if (!nh)
+			return -ENOMEM;
+		bl->h = nh;
+		ni = realloc(bl->idx, cap * sizeof(*ni));
+		if (!ni)
+			return -ENOMEM;
+		bl->idx = ni;
+		bl->cap = cap;
+	}
+	bl->h[bl->n] = *h;
+	bl->idx[bl->n++] = idx;
+	return 0;
+}
+
+/* Drop all blocks of ino from index `from` on, inside t. */
+static int txn_drop_blocks(struct vfs *v, struct meta_txn *t, uint64_t ino,
+			   uint64_t from)
+{
+	struct blocklist bl = { 0 };
+	int ret = meta_blocks(v->meta, ino, from, collect_block, &bl);
+
+	for (size_t i = 0; ret == 0 && i < bl.n; i++)
+		ret = meta_txn_set_block(t, ino, bl.idx[i], &bl.h[i], NULL, 0, 0);
+	free(bl.h);
+	free(bl.idx);
+	return ret;
+}
+
+/* Delete an unlinked inode for good. No locks held; nobody else has it. */
+static void inode_destroy(struct vfs *v, struct inode *in)
+{
+	struct meta_freed freed = { 0 };
+	struct meta_txn *t;
+	char *names = NULL;
+	size_t nlen = 0;
+	int ret;
+
+	while (in->dirty) {
+		struct dblock *db = in->dirty;
+
+		in->dirty = db->next;
+		free(db->buf);
+		free(db);
+		budget_release(v, v->bsize);
+	}
+	release_pending(v, in);
+	meta_lock(v->meta);
+	t = meta_txn_begin(v->meta);
+	ret = txn_drop_blocks(v, t, in->ino, 0);
+	if (ret == 0 && meta_list_xattr(v->meta, in->ino, &names, &nlen) == 0) {
+		for (size_t off = 0; off < nlen; off += strlen(names + off) + 1)
+			meta_txn_del_xattr(t, in->ino, names + off);
+		free(names);
+	}
+	if ((in->md.mode & S_IFMT) == S_IFREG)
+		meta_txn_logical(t, in->committed_size, 0);
+	meta_txn_del_inode(t, in->ino);
+	meta_txn_orphan(t, in->ino, 0);
+	if (ret == 0)
+		ret = meta_txn_commit(t, 0, &freed);
+	else
+		meta_txn_abort(t);
+	meta_unlock(v->meta);
+	if (ret < 0)
+		log_err("inode %llu: cannot release its blocks (%s); it stays an "
+			"orphan and is retried at the next mount",
+			(unsigned long long)in->ino, strerror(-ret));
+	free_freed(v, &freed);
+}
+
+static void inode_maybe_evict(struct vfs *v, struct inode *in)
+{
+	int gone;
+	uint32_t nlink;
+
+	/* called with itable_lock held; drops it */
+	gone = in->nlookup == 0 && in->opens == 0 && in->pins == 0;
+	if (gone)
+		itable_remove(v, in);
+	pthread_mutex_unlock(&v->itable_lock);
+	if (!gone)
+		return;
+	meta_lock(v->meta);
+	nlink = in->md.nlink;
+	meta_unlock(v->meta);
+	if (nlink == 0)
+		inode_destroy(v, in);
+	else if (in->dirty || in->npend || in->meta_dirty) {
+		/* cannot happen through FUSE (release commits), but never lose it */
+		pthread_mutex_lock(&in->lock);
+		inode_commit_locked(v, in, 0);
+		pthread_mutex_unlock(&in->lock);
+		release_pending(v, in);
+	}
+	inode_free(in);
+}
+
+void inode_put(struct vfs *v, struct inode *in)
+{
+	pthread_mutex_lock(&v->itable_lock);
+	in->pins--;
+	inode_maybe_evict(v, in);
+}
+
+void vfs_forget(struct vfs *v, uint64_t ino, uint64_t nlookup)
+{
+	struct inode *in;
+
+	pthread_mutex_lock(&v->itable_lock);
+	in = itable_find(v, ino);
+	if (!in) {
+		pthread_mutex_unlock(&v->itable_lock);
+		return;
+	}
+	in->nlookup = nlookup > in->nlookup ? 0 : in->nlookup - nlookup;
+	inode_maybe_evict(v, in);
+}
+
+void inode_fill_stat(struct vfs *v, const struct meta_inode *md, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = md->ino;
+	st->st_mode = md->mode;
+	st->st_nlink = md->nlink;
+	st->st_uid = md->uid;
+	st->st_gid = md->gid;
+	st->st_rdev = md->rdev;
+	st->st_size = (off_t)md->size;
+	st->st_blksize = (blksize_t)v->bsize;
+	st->st_blocks = (blkcnt_t)((md->size + 511) / 512);
+	st->st_atim = md->atime;
+	st->st_mtim = md->mtime;
+	st->st_ctim = md->ctime;
+}
+
+void inode_md_for_commit(const struct inode *in, struct meta_inode *out)
+{
+	*out = in->md;
+	out->size = in->committed_size;
+}
+
+int vfs_getattr(struct vfs *v, uint64_t ino, struct stat *st)
+{
+	int err = 0;
+	struct inode *in = inode_get(v, ino, &err);
+
+	if (!in)
+		return err;
+	meta_lock(v->meta);
+	inode_fill_stat(v, &in->md, st);
+	meta_unlock(v->meta);
+	inode_put(v, in);
+	return 0;
+}
+
+/* ---- sealing ---- */
+
+struct seal_job {
+	struct vfs *v;
+	struct inode *in;
+	struct dblock *db;
+};
+
+static struct dblock *dblock_find(struct inode *in, uint64_t idx)
+{
+	struct dblock *db = in->dirty;
+
+	while (db && db->idx != idx)
+		db = db->next;
+	return db;
+}
+
+static void dblock_unlink(struct inode *in, struct dblock *db)
+{
+	struct dblock **pp = &in->dirty;
+
+	while (*pp && *pp != db)
+		pp = &(*pp)->next;
+	if (*pp) {
+		*pp = db->next;
+		in->ndirty--;
+	}
+}
+
+static struct pending *pending_find(struct inode *in, uint64_t idx)
+{
+	for (size_t i = 0; i < in->npend; i++)
+		if (in->pend[i].idx == idx)
+			return &in->pend[i];
+	return NULL;
+}
+
+static void pending_drop(struct vfs *v, struct inode *in, struct pending *p)
+{
+	if (p->raw) {
+		bs_unpin(v->bs, &p->h);
+		bs_delete_if(v->bs, &p->h, meta_block_unref, v->meta);
+	}
+	*p = in->pend[--in->npend];
+}
+
+static int pending_add(struct vfs *v, struct inode *in, uint64_t idx,
+		       const struct bs_hash *h, uint32_t raw, uint32_t stored)
+{
+	struct pending *p = pending_find(in, idx);
+
+	if (p)
+		pending_drop(v, in, p);
+	if (in->npend == in->cappend) {
+		size_t cap = in->cappend ? 2 * in->cappend : 16;
+		struct pending *np = realloc(in->pend, cap * sizeof(*np));
+
+		if (!np)
+			return -ENOMEM;
+		in->pend = np;
+		in->cappend = cap;
+	}
+	p = &in->pend[in->npend++];
+	p->idx = idx;
+	if (h)
+		p->h = *h;
+	p->raw = raw;
+	p->stored = stored;
+	return 0;
+}
+
+static size_t trimmed_len(const unsigned char *buf, size_t n)
+{
+	while (n > 0 && buf[n - 1] == 0)
+		n--;
+	return n;
+}
+
+static void seal_run(void *arg)
+{
+	struct seal_job *job = arg;
+	struct vfs *v = job->v;
+	struct inode *in = job->in;
+	struct dblock *db = job->db;
+	size_t len = trimmed_len(db->buf, v->bsize);
+	struct bs_hash h;
+	uint32_t stored = 0;
+	int created = 0, ret = 0;
+
+	if (len > 0)
+		ret = bs_seal(v->bs, db->buf, len, &h, &stored, &created);
+	pthread_mutex_lock(&in->lock);
+	if (ret == 0) {
+		ret = pending_add(v, in, db->idx, len ? &h : NULL, (uint32_t)len, stored);
+		if (ret < 0 && len > 0)
+			bs_unpin(v->bs, &h);
+	}
+	if (ret < 0) {
+		log_err("cannot store block %llu of inode %llu: %s (kept in "
+			"memory; reported to the writer)",
+			(unsigned long long)db->idx, (unsigned long long)in->ino,
+			strerror(-ret));
+		if (!in->err)
+			in->err = ret;
+		db->state = DB_DIRTY;	/* keep the data; a later flush retries */
+	} else {
+		dblock_unlink(in, db);
+		free(db->buf);
+		free(db);
+		budget_release(v, v->bsize);
+	}
+	in->sealing--;
+	pthread_cond_broadcast(&in->cond);
+	pthread_mutex_unlock(&in->lock);
+	pthread_mutex_lock(&v->dirty_lock);
+	v->pending_seals--;
+	pthread_mutex_unlock(&v->dirty_lock);
+	inode_put(v, in);
+	free(job);
+}
+
+static void seal_block_locked(struct vfs *v, struct inode *in, struct dblock *db)
+{
+	struct seal_job *job = malloc(sizeof(*job));
+
+	if (!job)
+		return;		/* stays dirty; sealed at the next commit */
+	db->state = DB_SEALING;
+	in->sealing++;
+	pthread_mutex_lock(&v->itable_lock);
+	in->pins++;
+	pthread_mutex_unlock(&v->itable_lock);
+	pthread_mutex_lock(&v->dirty_lock);
+	v->pending_seals++;
+	pthread_mutex_unlock(&v->dirty_lock);
+	job->v = v;
+	job->in = in;
+	job->db = db;
+	if (workq_push(v->seal_wq, seal_run, job) < 0)
+		seal_run(job);	/* out of memory for the queue: seal inline */
+}
+
+static void seal_all_locked(struct vfs *v, struct inode *in)
+{
+	for (struct dblock *db = in->dirty; db; db = db->next)
+		if (db->state == DB_DIRTY)
+			seal_block_locked(v, in, db);
+}
+
+static void wait_sealed_locked(struct inode *in)
+{
+	while (in->sealing > 0 || in->loading > 0)
+		pthread_cond_wait(&in->cond, &in->lock);
+}
+
+/* Seal the dirty blocks of every other inode (memory pressure). */
+static void reclaim_dirty(struct vfs *v, struct inode *self)
+{
+	struct inode **list = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&v->itable_lock);
+	for (size_t b = 0; b < v->nbuckets; b++) {
+		for (struct inode *in = v->itable[b]; in; in = in->hnext) {
+			if (in == self || in->ndirty == 0)
+				continue;
+			if (n == cap) {
+				struct inode **nl = realloc(list, (cap = cap ? 2 * cap : 16) * sizeof(*nl));
+
+				if (!nl)
+					goto done;
+				list = nl;
+			}
+			in->pins++;
+			list[n++] = in;
+		}
+	}
+done:
+	pthread_mutex_unlock(&v->itable_lock);
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&list[i]->lock);
+		seal_all_locked(v, list[i]);
+		pthread_mutex_unlock(&list[i]->lock);
+		inode_put(v, list[i]);
+	}
+	free(list);
+}
+
+/* Reserve one block of dirty budget; may drop and retake in->lock. */
+static void budget_acquire_locked(struct vfs *v, struct inode *in)
+{
+	pthread_mutex_lock(&v->dirty_lock);
+	while (v->dirty_bytes + v->bsize > v->opt.dirty_max && v->dirty_bytes > 0) {
+		struct timespec ts;
+
+		pthread_mutex_unlock(&v->dirty_lock);
+		seal_all_locked(v, in);
+		pthread_mutex_unlock(&in->lock);
+		reclaim_dirty(v, in);
+		pthread_mutex_lock(&v->dirty_lock);
+		if (v->dirty_bytes + v->bsize > v->opt.dirty_max) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&v->dirty_cond, &v->dirty_lock, &ts);
+		}
+		pthread_mutex_unlock(&v->dirty_lock);
+		pthread_mutex_lock(&in->lock);
+		pthread_mutex_lock(&v->dirty_lock);
+	}
+	v->dirty_bytes += v->bsize;
+	pthread_mutex_unlock(&v->dirty_lock);
+}
+
+/* The committed or pending hash of block idx; 0, -ENOENT (hole) or -errno.
+ * On 0 the hash is pinned. */
+static int block_source_locked(struct vfs *v, struct inode *in, uint64_t idx,
+			       struct bs_hash *h)
+{
+	struct pending *p = pending_find(in, idx);
+	int ret;
+
+	if (p) {
+		if (p->raw == 0)
+			return -ENOENT;
+		*h = p->h;
+		bs_pin(v->bs, h);
+		return 0;
+	}
+	ret = meta_get_block(v->meta, in->ino, idx, h);
+	if (ret == 0)
+		bs_pin(v->bs, h);
+	return ret;
+}
+
+/* Copy block idx's current bytes (len bytes from offset off) into dst. */
+static int read_stored_locked(struct vfs *v, struct inode *in, uint64_t idx,
+			      unsigned char *dst, size_t off, size_t len)
+{
+	struct bs_hash h;
+	struct bs_buf *buf;
+	int ret = block_source_locked(v, in, idx, &h);
+
+	if (ret == -ENOENT) {
+		memset(dst, 0, len);
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	pthread_mutex_unlock(&in->lock);
+	ret = bs_get(v->bs, &h, &buf);
+	if (ret == 0) {
+		size_t have = buf->len > off ? MIN(buf->len - off, len) : 0;
+
+		memcpy(dst, buf->data + off, have);
+		memset(dst + have, 0, len - have);
+		bs_put_buf(v->bs, buf);
+	}
+	bs_unpin(v->bs, &h);
+	pthread_mutex_lock(&in->lock);
+	return ret;
+}
+
+/*
+ * The dirty block for idx, created if needed. whole: the caller overwrites
+ * all of it, so the old bytes need not be read. May drop in->lock.
+ */
+static int dblock_get_locked(struct vfs *v, struct inode *in, uint64_t idx,
+			     int whole, struct dblock **out)
+{
+	struct dblock *db;
+	int ret;
+
+	for (;;) {
+		db = dblock_find(in, idx);
+		if (db && db->state != DB_DIRTY) {
+			pthread_cond_wait(&in->cond, &in->lock);
+			continue;
+		}
+		if (db) {
+			*out = db;
+			return 0;
+		}
+		budget_acquire_locked(v, in);
+		db = dblock_find(in, idx);
+		if (db) {	/* made by another writer meanwhile */
+			budget_release(v, v->bsize);
+			continue;
+		}
+		break;
+	}
+	db = calloc(1, sizeof(*db));
+	if (db)
+		db->buf = whole ? malloc(v->bsize) : calloc(1, v->bsize);
+	if (!db || !db->buf) {
+		free(db);
+		budget_release(v, v->bsize);
+		return -ENOMEM;
+	}
+	db->idx = idx;
+	/* insert before reading: other threads wait for us, not load too */
+	db->state = DB_LOADING;
+	db->next = in->dirty;
+	in->dirty = db;
+	in->ndirty++;
+	in->loading++;
+	ret = 0;
+	if (!whole && idx * v->bsize < in->md.size) {
+		size_t n = (size_t)MIN((uint64_t)v->bsize, in->md.size - idx * v->bsize);
+
+		ret = read_stored_locked(v, in, idx, db->buf, 0, n);
+	}
+	db->state = DB_DIRTY;
+	in->loading--;
+	pthread_cond_broadcast(&in->cond);
+	if (ret < 0) {
+		dblock_unlink(in, db);
+		free(db->buf);
+		free(db);
+		budget_release(v, v->bsize);
+		return ret;
+	}
+	*out = db;
+	return 0;
+}
+
+/* ---- free space ---- */
+
+static int space_check(struct vfs *v, size_t want)
+{
+	uint64_t now = mono_ns(), need, dirty;
+	int ret = 0;
+
+	pthread_mutex_lock(&v->dirty_lock);
+	dirty = v->dirty_bytes;
+	pthread_mutex_unlock(&v->dirty_lock);
+	need = v->reserve + dirty + want;
+	pthread_mutex_lock(&v->space_lock);
+	if (now - v->space_checked_ns > 100000000ull ||
+	    v->space_free < need + (256ull << 20)) {
+		struct statvfs sv;
+
+		if (statvfs(v->state_dir, &sv) == 0) {
+			v->space_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+			v->space_checked_ns = now;
+		}
+	}
+	if (v->space_free < need)
+		ret = -ENOSPC;
+	pthread_mutex_unlock(&v->space_lock);
+	return ret;
+}
+
+/* ---- commit ---- */
+
+int inode_commit_locked(struct vfs *v, struct inode *in, int sync)
+{
+	struct meta_freed freed = { 0 };
+	struct meta_inode md;
+	struct meta_txn *t;
+	uint64_t old_size;
+	int err, ret = 0;
+
+	seal_all_locked(v, in);
+	wait_sealed_locked(in);
+	err = in->err;
+	in->err = 0;
+	if (in->dirty && !err)
+		err = -EIO;	/* could not queue a seal */
+	if (sync) {
+		ret = bs_sync(v->bs);
+		if (ret < 0) {
+			log_err("cannot sync the block store: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	meta_lock(v->meta);
+	if (in->npend == 0 && !in->meta_dirty && in->md.size == in->committed_size) {
+		meta_unlock(v->meta);
+		if (sync && err == 0)
+			err = meta_sync(v->meta);
+		return err;
+	}
+	t = meta_txn_begin(v->meta);
+	for (size_t i = 0; ret == 0 && i < in->npend; i++) {
+		struct pending *p = &in->pend[i];
+		struct bs_hash old;
+		int have = meta_get_block(v->meta, in->ino, p->idx, &old);
+
+		if (have < 0 && have != -ENOENT) {
+			ret = have;
+			break;
+		}
+		ret = meta_txn_set_block(t, in->ino, p->idx, have == 0 ? &old : NULL,
+					 p->raw ? &p->h : NULL, p->raw, p->stored);
+	}
+	if (ret == 0 && in->md.size < in->committed_size)
+		ret = txn_drop_blocks(v, t, in->ino,
+				      (in->md.size + v->bsize - 1) / v->bsize);
+	if (ret < 0) {
+		meta_txn_abort(t);
+		meta_unlock(v->meta);
+		return ret;
+	}
+	old_size = in->committed_size;
+	md = in->md;
+	if ((md.mode & S_IFMT) == S_IFREG)
+		meta_txn_logical(t, old_size, md.size);
+	meta_txn_put_inode(t, &md);
+	ret = meta_txn_commit(t, sync, &freed);
+	if (ret == 0) {
+		in->committed_size = md.size;
+		in->meta_dirty = 0;
+	}
+	meta_unlock(v->meta);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < in->npend; i++)
+		if (in->pend[i].raw)
+			bs_unpin(v->bs, &in->pend[i].h);
+	in->npend = 0;
+	free_freed(v, &freed);
+	return err;
+}
+
+int inode_commit_md_locked(struct vfs *v, struct inode *in)
+{
+	(void)v;
+	in->meta_dirty = 1;
+	return 0;
+}
+
+int inode_truncate_locked(struct vfs *v, struct inode *in, uint64_t size)
+{
+	uint64_t cut = size / v->bsize;
+	size_t tail = (size_t)(size % v->bsize);
+	struct timespec now = now_ts();
+	int ret;
+
+	seal_all_locked(v, in);
+	wait_sealed_locked(in);
+	if (size < in->md.size) {
+		struct dblock **pp = &in->dirty;
+
+		while (*pp) {
+			struct dblock *db = *pp;
+
+			if (db->idx > cut || (db->idx == cut && tail == 0)) {
+				*pp = db->next;
+				in->ndirty--;
+				free(db->buf);
+				free(db);
+				budget_release(v, v->bsize);
+			} else {
+				pp = &db->next;
+			}
+		}
+		for (size_t i = 0; i < in->npend; ) {
+			struct pending *p = &in->pend[i];
+
+			if (p->idx > cut || (p->idx == cut && tail == 0))
+				pending_drop(v, in, p);
+			else
+				i++;
+		}
+		if (tail) {
+			struct dblock *db;
+
+			ret = dblock_get_locked(v, in, cut, 0, &db);
+			if (ret < 0)
+				return ret;
+			memset(db->buf + tail, 0, v->bsize - tail);
+		}
+	}
+	meta_lock(v->meta);
+	in->md.size = size;
+	in->md.mtime = in->md.ctime = now;
+	in->meta_dirty = 1;
+	meta_unlock(v->meta);
+	return inode_commit_locked(v, in, 0);
+}
+
+/* ---- open files ---- */
+
+static int file_new(struct vfs *v, struct inode *in, int flags, struct vfs_file **f)
+{
+	int ret = 0;
+
+	*f = calloc(1, sizeof(**f));
+	if (!*f)
+		return -ENOMEM;
+	(*f)->in = in;
+	(*f)->flags = flags;
+	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+		pthread_mutex_lock(&in->lock);
+		if (in->md.size > 0 || in->npend || in->dirty)
+			ret = inode_truncate_locked(v, in, 0);
+		pthread_mutex_unlock(&in->lock);
+	}
+	if (ret < 0) {
+		free(*f);
+		*f = NULL;
+		return ret;
+	}
+	pthread_mutex_lock(&v->itable_lock);
+	in->opens++;
+	pthread_mutex_unlock(&v->itable_lock);
+	return 0;
+}
+
+int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfs_file **f)
+{
+	int err = 0, ret;
+	struct inode *in = inode_get(v, ino, &err);
+	uint32_t mode;
+
+	if (!in)
+		return err;
+	meta_lock(v->meta);
+	mode = in->md.mode;
+	meta_unlock(v->meta);
+	if (S_ISDIR(mode))
+		ret = -EISDIR;
+	else if (!S_ISREG(mode))
+		ret = -EINVAL;
+	else
+		ret = file_new(v, in, flags, f);
+	inode_put(v, in);
+	return ret;
+}
+
+int vfs_create(struct vfs *v, const struct vfs_ctx *c, uint64_t parent,
+	       const char *name, mode_t mode, int flags, struct stat *st,
+	       struct vfs_file **f)
+{
+	int err = 0, ret;
+	struct inode *in;
+
+	ret = vfs_mknod(v, c, parent, name, (mode & ~S_IFMT) | S_IFREG, 0, st);
+	if (ret < 0)
+		return ret;
+	in = inode_get(v, st->st_ino, &err);
+	if (!in) {
+		vfs_forget(v, st->st_ino, 1);
+		return err;
+	}
+	ret = file_new(v, in, flags & ~O_TRUNC, f);
+	inode_put(v, in);
+	if (ret < 0)
+		vfs_forget(v, st->st_ino, 1);
+	return ret;
+}
+
+static void touch_atime(struct vfs *v, struct inode *in)
+{
+	struct timespec now = now_ts();
+	struct meta_inode *md = &in->md;
+
+	/* relatime */
+	meta_lock(v->meta);
+	if (md->atime.tv_sec < md->mtime.tv_sec ||
+	    (md->atime.tv_sec == md->mtime.tv_sec && md->atime.tv_nsec <= md->mtime.tv_nsec) ||
+	    md->atime.tv_sec < md->ctime.tv_sec ||
+	    now.tv_sec - md->atime.tv_sec >= 24 * 3600) {
+		md->atime = now;
+		in->meta_dirty = 1;
+	}
+	meta_unlock(v->meta);
+}
+
+static void prefetch_after(struct vfs *v, struct inode *in, uint64_t idx)
+{
+	for (uint64_t i = idx + 1; i <= idx + PREFETCH_BLOCKS; i++) {
+		struct bs_hash h;
+
+		if (i * v->bsize >= in->md.size)
+			break;
+		if (dblock_find(in, i) || pending_find(in, i))
+			continue;
+		if (meta_get_block(v->meta, in->ino, i, &h) == 0)
+			bs_prefetch(v->bs, &h);
+	}
+}
+
+ssize_t vfs_read(struct vfs *v, struct vfs_file *f, void *buf, size_t size,
+		 uint64_t off)
+{
+	struct inode *in = f->in;
+	unsigned char *out = buf;
+	size_t done = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&in->lock);
+	if (off >= in->md.size) {
+		pthread_mutex_unlock(&in->lock);
+		return 0;
+	}
+	size = (size_t)MIN((uint64_t)size, in->md.size - off);
+	while (done < size) {
+		uint64_t pos = off + done, idx = pos / v->bsize;
+		size_t boff = (size_t)(pos % v->bsize);
+		size_t n = MIN(size - done, v->bsize - boff);
+		struct dblock *db = dblock_find(in, idx);
+
+		if (db && db->state == DB_LOADING) {
+			pthread_cond_wait(&in->cond, &in->lock);
+			continue;
+		}
+		if (idx != in->last_read_idx && boff + n == v->bsize)
+			prefetch_after(v, in, idx);
+		in->last_read_idx = idx;
+		if (db) {
+			memcpy(out + done, db->buf + boff, n);
+		} else {
+			ret = read_stored_locked(v, in, idx, out + done, boff, n);
+			if (ret < 0)
+				break;
+		}
+		done += n;
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (done > 0)
+		touch_atime(v, in);
+	return done > 0 ? (ssize_t)done : ret;
+}
+
+ssize_t vfs_write(struct vfs *v, struct vfs_file *f, const void *buf,
+		  size_t size, uint64_t off)
+{
+	struct inode *in = f->in;
+	const unsigned char *src = buf;
+	size_t done = 0;
+	struct timespec now;
+	int ret;
+
+	if (size == 0)
+		return 0;
+	if (off + size < off || off + size > (1ull << 62))
+		return -EFBIG;
+	ret = space_check(v, size);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&in->lock);
+	if (f->flags & O_APPEND)
+		off = in->md.size;
+	if (in->err) {
+		ret = in->err;
+		in->err = 0;
+		pthread_mutex_unlock(&in->lock);
+		return ret;
+	}
+	while (done < size) {
+		uint64_t pos = off + done, idx = pos / v->bsize;
+		size_t boff = (size_t)(pos % v->bsize);
+		size_t n = MIN(size - done, v->bsize - boff);
+		struct dblock *db;
+
+		ret = dblock_get_locked(v, in, idx, n == v->bsize, &db);
+		if (ret < 0)
+			break;
+		memcpy(db->buf + boff, src + done, n);
+		done += n;
+		meta_lock(v->meta);
+		if (pos + n > in->md.size)
+			in->md.size = pos + n;
+		meta_unlock(v->meta);
+		if (boff + n == v->bsize)
+			seal_block_locked(v, in, db);
+	}
+	if (done > 0) {
+		now = now_ts();
+		meta_lock(v->meta);
+		in->md.mtime = in->md.ctime = now;
+		in->meta_dirty = 1;
+		meta_unlock(v->meta);
+	}
+	if (in->npend >= PENDING_COMMIT) {
+		int cret = inode_commit_locked(v, in, 0);
+
+		if (cret < 0 && ret == 0)
+			in->err = cret;
+	}
+	pthread_mutex_unlock(&in->lock);
+	return done > 0 ? (ssize_t)done : ret;
+}
+
+int vfs_flush(struct vfs *v, struct vfs_file *f)
+{
+	int ret;
+
+	pthread_mutex_lock(&f->in->lock);
+	ret = inode_commit_locked(v, f->in, 0);
+	pthread_mutex_unlock(&f->in->lock);
+	return ret;
+}
+
+int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync)
+{
+	int ret;
+
+	(void)datasync;		/* metadata is one small record: sync it too */
+	pthread_mutex_lock(&f->in->lock);
+	ret = inode_commit_locked(v, f->in, 1);
+	pthread_mutex_unlock(&f->in->lock);
+	return ret;
+}
+
+int vfs_fsyncdir(struct vfs *v)
+{
+	return meta_sync(v->meta);
+}
+
+int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
+		  uint64_t len)
+{
+	struct inode *in = f->in;
+	uint64_t end = off + len;
+	int ret = 0;
+
+	if (len == 0 || end < off)
+		return -EINVAL;
+	if (mode & ~(VFS_FALLOC_KEEP_SIZE | VFS_FALLOC_PUNCH_HOLE))
+		return -EOPNOTSUPP;
+	if ((mode & VFS_FALLOC_PUNCH_HOLE) && !(mode & VFS_FALLOC_KEEP_SIZE))
+		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	if (!(mode & VFS_FALLOC_PUNCH_HOLE)) {
+		if (!(mode & VFS_FALLOC_KEEP_SIZE) && end > in->md.size) {
+			ret = space_check(v, 0);
+			if (ret == 0)
+				ret = inode_truncate_locked(v, in, end);
+		}
+		pthread_mutex_unlock(&in->lock);
+		return ret;
+	}
+	end = MIN(end, in->md.size);
+	while (ret == 0 && off < end) {
+		uint64_t idx = off / v->bsize;
+		size_t boff = (size_t)(off % v->bsize);
+		size_t n = (size_t)MIN(end - off, (uint64_t)(v->bsize - boff));
+		struct dblock *db;
+
+		if (n == v->bsize) {
+			db = dblock_find(in, idx);
+			while (db && db->state != DB_DIRTY) {
+				pthread_cond_wait(&in->cond, &in->lock);
+				db = dblock_find(in, idx);
+			}
+			if (db) {
+				dblock_unlink(in, db);
+				free(db->buf);
+				free(db);
+				budget_release(v, v->bsize);
+			}
+			ret = pending_add(v, in, idx, NULL, 0, 0);
+		} else {
+			ret = dblock_get_locked(v, in, idx, 0, &db);
+			if (ret == 0)
+				memset(db->buf + boff, 0, n);
+		}
+		off += n;
+	}
+	if (ret == 0) {
+		meta_lock(v->meta);
+		in->md.mtime = in->md.ctime = now_ts();
+		in->meta_dirty = 1;
+		meta_unlock(v->meta);
+	}
+	pthread_mutex_unlock(&in->lock);
+	return ret;
+}
+
+void vfs_release(struct vfs *v, struct vfs_file *f)
+{
+	struct inode *in = f->in;
+
+	pthread_mutex_lock(&in->lock);
+	inode_commit_locked(v, in, 0);
+	pthread_mutex_unlock(&in->lock);
+	pthread_mutex_lock(&v->itable_lock);
+	in->opens--;
+	inode_maybe_evict(v, in);
+	free(f);
+}
+
+/* ---- the filesystem ---- */
+
+static int orphan_one(void *arg, uint64_t ino)
+{
+	struct vfs *v = arg;
+	int err = 0;
+	struct inode *in = inode_get(v, ino, &err);
+
+	if (!in) {
+		struct meta_txn *t;
+
+		/* the inode is gone already: drop the marker */
+		meta_lock(v->meta);
+		t = meta_txn_begin(v->meta);
+		meta_txn_orphan(t, ino, 0);
+		meta_txn_commit(t, 0, NULL);
+		meta_unlock(v->meta);
+		return 0;
+	}
+	meta_lock(v->meta);
+	if (in->md.nlink != 0) {	/* relinked: just clear the marker */
+		struct meta_txn *t = meta_txn_begin(v->meta);
+
+		meta_txn_orphan(t, ino, 0);
+		meta_txn_commit(t, 0, NULL);
+	}
+	meta_unlock(v->meta);
+	inode_put(v, in);	/* nlink 0 and no references: destroyed */
+	return 0;
+}
+
+struct gc_job {
+	struct vfs *v;
+	uint64_t before_ns;
+};
+
+static void gc_run(void *arg)
+{
+	struct gc_job *job = arg;
+	uint64_t removed = 0;
+
+	bs_gc(job->v->bs, job->before_ns, meta_block_unref, job->v->meta, &removed);
+	if (removed)
+		log_info("removed %llu unreferenced blocks left by an earlier crash",
+			 (unsigned long long)removed);
+	free(job);
+}
+
+int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
+{
+	struct vfs *v = calloc(1, sizeof(*v));
+	struct bs_backend be;
+	struct bs_options bo = { 0 };
+	struct statvfs sv;
+	char path[4096];
+	struct gc_job *gc;
+	struct timespec start = now_ts();
+	int ret;
+
+	if (!v)
+		return -ENOMEM;
+	v->opt = *opt;
+	v->state_dir = strdup(opt->state_dir);
+	pthread_mutex_init(&v->itable_lock, NULL);
+	pthread_mutex_init(&v->dirty_lock, NULL);
+	pthread_cond_init(&v->dirty_cond, NULL);
+	pthread_mutex_init(&v->space_lock, NULL);
+	v->nbuckets = 1 << 14;
+	v->itable = xcalloc(v->nbuckets, sizeof(*v->itable));
+	ret = meta_open(&v->meta, opt->state_dir, opt->block_size, errmsg);
+	if (ret < 0)
+		goto fail;
+	v->bsize = meta_super(v->meta)->block_size;
+	if (v->opt.dirty_max < 4 * (size_t)v->bsize)
+		v->opt.dirty_max = 4 * (size_t)v->bsize;
+	snprintf(path, sizeof(path), "%s/blocks", opt->state_dir);
+	ret = bs_local_open(&be, path, errmsg);
+	if (ret < 0)
+		goto fail;
+	bo.block_size = v->bsize;
+	bo.cache_bytes = opt->cache_bytes;
+	bo.zstd_level = opt->zstd_level;
+	bo.prefetch_threads = 2;
+	ret = bs_open(&v->bs, &be, &bo, errmsg);
+	if (ret < 0) {
+		be.ops->free(be.ctx);
+		goto fail;
+	}
+	v->seal_wq = workq_new("seal", opt->seal_threads > 0 ? opt->seal_threads : 2);
+	if (!v->seal_wq) {
+		ret = -ENOMEM;
+		if (errmsg)
+			*errmsg = strdup("cannot start the seal workers");
+		goto fail;
+	}
+	if (statvfs(opt->state_dir, &sv) == 0) {
+		uint64_t total = (uint64_t)sv.f_blocks * sv.f_frsize;
+
+		v->reserve = MAX(4ull << 20, MIN(total / 50, 256ull << 20));
+	}
+	meta_orphans(v->meta, orphan_one, v);
+	gc = malloc(sizeof(*gc));
+	if (gc) {
+		gc->v = v;
+		gc->before_ns = (uint64_t)start.tv_sec * 1000000000ull +
+				(uint64_t)start.tv_nsec;
+		if (workq_push(v->seal_wq, gc_run, gc) < 0)
+			free(gc);
+	}
+	*out = v;
+	return 0;
+fail:
+	vfs_close_fs(v);
+	return ret;
+}
+
+void vfs_close_fs(struct vfs *v)
+{
+	if (!v)
+		return;
+	/* commit whatever is still in memory (open files at a forced unmount) */
+	for (size_t b = 0; v->itable && b < v->nbuckets; b++) {
+		for (struct inode *in = v->itable[b]; in; in = in->hnext) {
+			pthread_mutex_lock(&in->lock);
+			if (in->dirty || in->npend || in->meta_dirty ||
+			    in->md.size != in->committed_size)
+				inode_commit_locked(v, in, 0);
+			pthread_mutex_unlock(&in->lock);
+		}
+	}
+	workq_free(v->seal_wq);
+	for (size_t b = 0; v->itable && b < v->nbuckets; b++) {
+		while (v->itable[b]) {
+			struct inode *in = v->itable[b];
+
+			v->itable[b] = in->hnext;
+			for (size_t i = 0; i < in->npend; i++)
+				if (in->pend[i].raw)
+					bs_unpin(v->bs, &in->pend[i].h);
+			while (in->dirty) {
+				struct dblock *db = in->dirty;
+
+				in->dirty = db->next;
+				free(db->buf);
+				free(db);
+			}
+			inode_free(in);
+		}
+	}
+	if (v->bs)
+		bs_sync(v->bs);
+	bs_close(v->bs);
+	if (v->meta) {
+		meta_sync(v->meta);
+		meta_close(v->meta);
+	}
+	free(v->itable);
+	free(v->state_dir);
+	free(v);
+}
+
+struct meta *vfs_meta(struct vfs *v) { return v->meta; }
+struct blockstore *vfs_blockstore(struct vfs *v) { return v->bs; }
+uint32_t vfs_block_size(struct vfs *v) { return v->bsize; }
+
+void vfs_dirty_stats(struct vfs *v, uint64_t *dirty_bytes, uint64_t *pending_seals)
+{
+	pthread_mutex_lock(&v->dirty_lock);
+	*dirty_bytes = v->dirty_bytes;
+	*pending_seals = v->pending_seals;
+	pthread_mutex_unlock(&v->dirty_lock);
+}
+
+void vfs_set_root_extra(struct vfs *v, const char *name, uint64_t ino)
+{
+	v->root_extra = name;
+	v->root_extra_ino = ino;
+}

@@ -1,0 +1,115 @@
+/* catalog/vfs.h — POSIX filesystem semantics over meta + blockstore. */
+#ifndef LAKEFS_CATALOG_VFS_H
+#define LAKEFS_CATALOG_VFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include "catalog/meta.h"
+#include "sync/blockstore.h"
+
+/*
+ * Every function returns 0 (or a byte count) on success and -errno on
+ * failure, and knows nothing of FUSE. Functions that hand an inode to the
+ * kernel (lookup, create, mkdir, mknod, symlink, link) take one "lookup"
+ * reference on it; vfs_forget() drops them. Functions may block on disk
+ * I/O; none of them waits for the network.
+ */
+
+struct vfs;
+struct vfs_file;	/* an open regular file */
+
+struct vfs_options {
+	const char *state_dir;
+	uint32_t block_size;	/* for a new filesystem */
+	size_t dirty_max;	/* bytes of unsealed data kept in memory */
+	size_t cache_bytes;	/* plaintext block cache */
+	int seal_threads;
+	int zstd_level;
+};
+
+struct vfs_ctx {		/* the caller */
+	uid_t uid;
+	gid_t gid;
+};
+
+int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg);
+/* Seal and commit everything, then close. */
+void vfs_close_fs(struct vfs *v);
+struct meta *vfs_meta(struct vfs *v);
+struct blockstore *vfs_blockstore(struct vfs *v);
+uint32_t vfs_block_size(struct vfs *v);
+void vfs_dirty_stats(struct vfs *v, uint64_t *dirty_bytes, uint64_t *pending_seals);
+/* One extra read-only entry listed in the root directory (.lakefs). */
+void vfs_set_root_extra(struct vfs *v, const char *name, uint64_t ino);
+
+int vfs_getattr(struct vfs *v, uint64_t ino, struct stat *st);
+int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct stat *st);
+void vfs_forget(struct vfs *v, uint64_t ino, uint64_t nlookup);
+
+#define VFS_SET_MODE	(1 << 0)
+#define VFS_SET_UID	(1 << 1)
+#define VFS_SET_GID	(1 << 2)
+#define VFS_SET_SIZE	(1 << 3)
+#define VFS_SET_ATIME	(1 << 4)
+#define VFS_SET_MTIME	(1 << 5)
+#define VFS_SET_ATIME_NOW (1 << 6)
+#define VFS_SET_MTIME_NOW (1 << 7)
+#define VFS_SET_CTIME	(1 << 8)
+int vfs_setattr(struct vfs *v, uint64_t ino, const struct stat *in, int to_set,
+		struct stat *out);
+
+int vfs_mknod(struct vfs *v, const struct vfs_ctx *c, uint64_t parent,
+	      const char *name, mode_t mode, dev_t rdev, struct stat *st);
+int vfs_mkdir(struct vfs *v, const struct vfs_ctx *c, uint64_t parent,
+	      const char *name, mode_t mode, struct stat *st);
+int vfs_symlink(struct vfs *v, const struct vfs_ctx *c, uint64_t parent,
+		const char *name, const char *target, struct stat *st);
+int vfs_link(struct vfs *v, uint64_t ino, uint64_t parent, const char *name,
+	     struct stat *st);
+int vfs_unlink(struct vfs *v, uint64_t parent, const char *name);
+int vfs_rmdir(struct vfs *v, uint64_t parent, const char *name);
+#define VFS_RENAME_NOREPLACE 1
+#define VFS_RENAME_EXCHANGE 2
+int vfs_rename(struct vfs *v, uint64_t parent, const char *name,
+	       uint64_t newparent, const char *newname, unsigned flags);
+/* *target is malloc'ed. */
+int vfs_readlink(struct vfs *v, uint64_t ino, char **target);
+
+/* fn returns non-zero when it cannot take more; off is the next offset. */
+typedef int (*vfs_dirent_fn)(void *arg, const char *name, uint64_t ino,
+			     mode_t mode, uint64_t next_off);
+int vfs_readdir(struct vfs *v, uint64_t ino, uint64_t off, vfs_dirent_fn fn,
+		void *arg);
+
+int vfs_setxattr(struct vfs *v, uint64_t ino, const char *name,
+		 const void *val, size_t len, int flags);
+/* size 0: return the length; otherwise copy into buf or -ERANGE. */
+ssize_t vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
+		     void *buf, size_t size);
+ssize_t vfs_listxattr(struct vfs *v, uint64_t ino, char *buf, size_t size);
+int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name);
+int vfs_statfs(struct vfs *v, struct statvfs *st);
+
+/* Regular files. create = mknod + open, O_TRUNC is honoured by open. */
+int vfs_create(struct vfs *v, const struct vfs_ctx *c, uint64_t parent,
+	       const char *name, mode_t mode, int flags, struct stat *st,
+	       struct vfs_file **f);
+int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfs_file **f);
+ssize_t vfs_read(struct vfs *v, struct vfs_file *f, void *buf, size_t size,
+		 uint64_t off);
+ssize_t vfs_write(struct vfs *v, struct vfs_file *f, const void *buf,
+		  size_t size, uint64_t off);
+int vfs_flush(struct vfs *v, struct vfs_file *f);
+int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync);
+int vfs_fsyncdir(struct vfs *v);
+#define VFS_FALLOC_KEEP_SIZE 1
+#define VFS_FALLOC_PUNCH_HOLE 2
+int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
+		  uint64_t len);
+void vfs_release(struct vfs *v, struct vfs_file *f);
+
+#endif

@@ -1,0 +1,33 @@
+/* fs/fsd.h — the daemon's state shared by the FUSE handlers. */
+#ifndef LAKEFS_FS_FSD_H
+#define LAKEFS_FS_FSD_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "catalog/vfs.h"
+
+struct fsd {
+	struct vfs *vfs;
+	const char *state_dir;
+	const char *mountpoint;
+	uint64_t start_ns;	/* monotonic */
+	double entry_timeout, attr_timeout;
+};
+
+/* fs/ctl.c: the virtual /.lakefs directory */
+#define CTL_DIR_INO 2ull
+#define CTL_STATUS_INO 3ull
+#define CTL_DIR_NAME ".lakefs"
+
+int ctl_owns(uint64_t ino);
+/* 0 and *st if parent/name is a control entry, -ENOENT if not ours. */
+int ctl_lookup(struct fsd *d, uint64_t parent, const char *name, struct stat *st);
+int ctl_getattr(struct fsd *d, uint64_t ino, struct stat *st);
+typedef int (*ctl_dirent_fn)(void *arg, const char *name, uint64_t ino,
+			     mode_t mode, uint64_t next_off);
+int ctl_readdir(struct fsd *d, uint64_t ino, uint64_t off, ctl_dirent_fn fn, void *arg);
+/* Render a control file's content; *buf is malloc'ed. */
+int ctl_render(struct fsd *d, uint64_t ino, char **buf, size_t *len);
+
+#endif

@@ -1,0 +1,623 @@
+/*
+ * fs/ops.c — the FUSE low-level handlers.
+ *
+ * Thin by rule (after libfuse's passthrough_ll.c): each handler unpacks its
+ * arguments, calls one function of catalog/vfs.h or fs/ctl.c that returns 0
+ * or -errno, and sends exactly one reply. No policy lives here.
+ *
+ * Caching: entries and attributes are cached by the kernel for
+ * entry_timeout/attr_timeout seconds, negative lookups too. That is safe
+ * because every change to the namespace and to attributes comes through
+ * this mount, and the kernel invalidates what its own requests change.
+ * Directory listings are cached (cache_readdir) for the same reason. File
+ * pages are kept across opens (keep_cache); control files use direct I/O.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/fsd.h"
+#include "fs/ops.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define CTL_FH_TAG 1	/* control handles are tagged pointers */
+
+struct ctl_handle {
+	char *buf;
+	size_t len;
+};
+
+static struct fsd *fsd_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void reply_entry(fuse_req_t req, int err, const struct stat *st)
+{
+	struct fsd *d = fsd_of(req);
+	struct fuse_entry_param e;
+
+	if (err < 0) {
+		if (err == -ENOENT) {	/* cache the miss */
+			memset(&e, 0, sizeof(e));
+			e.entry_timeout = d->entry_timeout;
+			fuse_reply_entry(req, &e);
+			return;
+		}
+		fuse_reply_err(req, -err);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = st->st_ino;
+	e.generation = 1;
+	e.attr = *st;
+	e.attr_timeout = d->attr_timeout;
+	e.entry_timeout = d->entry_timeout;
+	fuse_reply_entry(req, &e);
+}
+
+static void reply_attr(fuse_req_t req, int err, const struct stat *st)
+{
+	if (err < 0)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_attr(req, st, fsd_of(req)->attr_timeout);
+}
+
+static struct vfs_ctx req_ctx(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct vfs_ctx vc = { c->uid, c->gid };
+
+	return vc;
+}
+
+static void lfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	conn->max_write = 1 << 20;
+	conn->max_readahead = 1 << 20;
+	conn->want |= FUSE_CAP_ASYNC_READ | FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void lfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fsd *d = fsd_of(req);
+	struct stat st;
+	int err;
+
+	if ((parent == 1 && strcmp(name, CTL_DIR_NAME) == 0) || ctl_owns(parent))
+		err = ctl_lookup(d, parent, name, &st);
+	else
+		err = vfs_lookup(d->vfs, parent, name, &st);
+	reply_entry(req, err, &st);
+}
+
+static void lfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (!ctl_owns(ino))
+		vfs_forget(fsd_of(req)->vfs, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void lfs_forget_multi(fuse_req_t req, size_t count,
+			     struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		if (!ctl_owns(forgets[i].ino))
+			vfs_forget(fsd_of(req)->vfs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void lfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct stat st;
+	int err;
+
+	(void)fi;
+	if (ctl_owns(ino))
+		err = ctl_getattr(d, ino, &st);
+	else
+		err = vfs_getattr(d->vfs, ino, &st);
+	reply_attr(req, err, &st);
+}
+
+static void lfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			int to_set, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int set = 0, err;
+
+	(void)fi;
+	if (ctl_owns(ino)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE) set |= VFS_SET_MODE;
+	if (to_set & FUSE_SET_ATTR_UID) set |= VFS_SET_UID;
+	if (to_set & FUSE_SET_ATTR_GID) set |= VFS_SET_GID;
+	if (to_set & FUSE_SET_ATTR_SIZE) set |= VFS_SET_SIZE;
+	if (to_set & FUSE_SET_ATTR_ATIME) set |= VFS_SET_ATIME;
+	if (to_set & FUSE_SET_ATTR_MTIME) set |= VFS_SET_MTIME;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) set |= VFS_SET_ATIME_NOW;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) set |= VFS_SET_MTIME_NOW;
+	if (to_set & FUSE_SET_ATTR_CTIME) set |= VFS_SET_CTIME;
+	err = vfs_setattr(fsd_of(req)->vfs, ino, attr, set, &st);
+	reply_attr(req, err, &st);
+}
+
+static void lfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char *target = NULL;
+	int err = vfs_readlink(fsd_of(req)->vfs, ino, &target);
+
+	if (err < 0)
+		fuse_reply_err(req, err == -ENOENT ? EINVAL : -err);
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
+}
+
+static int is_ctl_parent(fuse_ino_t parent, const char *name)
+{
+	return ctl_owns(parent) || (parent == 1 && strcmp(name, CTL_DIR_NAME) == 0);
+}
+
+static void lfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, dev_t rdev)
+{
+	struct vfs_ctx c = req_ctx(req);
+	struct stat st;
+	int err = is_ctl_parent(parent, name) ? -EPERM :
+		  vfs_mknod(fsd_of(req)->vfs, &c, parent, name, mode, rdev, &st);
+
+	reply_entry(req, err == -ENOENT ? -EIO : err, &st);
+}
+
+static void lfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode)
+{
+	struct vfs_ctx c = req_ctx(req);
+	struct stat st;
+	int err = is_ctl_parent(parent, name) ? -EEXIST :
+		  vfs_mkdir(fsd_of(req)->vfs, &c, parent, name, mode, &st);
+
+	reply_entry(req, err == -ENOENT ? -EIO : err, &st);
+}
+
+static void lfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+			const char *name)
+{
+	struct vfs_ctx c = req_ctx(req);
+	struct stat st;
+	int err = is_ctl_parent(parent, name) ? -EPERM :
+		  vfs_symlink(fsd_of(req)->vfs, &c, parent, name, target, &st);
+
+	reply_entry(req, err == -ENOENT ? -EIO : err, &st);
+}
+
+static void lfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
+		     const char *name)
+{
+	struct stat st;
+	int err = ctl_owns(ino) || is_ctl_parent(parent, name) ? -EPERM :
+		  vfs_link(fsd_of(req)->vfs, ino, parent, name, &st);
+
+	if (err == -ENOENT) {	/* not a cacheable miss here */
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	reply_entry(req, err, &st);
+}
+
+static void lfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	int err = is_ctl_parent(parent, name) ? -EPERM :
+		  vfs_unlink(fsd_of(req)->vfs, parent, name);
+
+	fuse_reply_err(req, -err);
+}
+
+static void lfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	int err = is_ctl_parent(parent, name) ? -EPERM :
+		  vfs_rmdir(fsd_of(req)->vfs, parent, name);
+
+	fuse_reply_err(req, -err);
+}
+
+static void lfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	unsigned vflags = 0;
+	int err;
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		vflags |= VFS_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		vflags |= VFS_RENAME_EXCHANGE;
+	if (is_ctl_parent(parent, name) || is_ctl_parent(newparent, newname))
+		err = -EPERM;
+	else
+		err = vfs_rename(fsd_of(req)->vfs, parent, name, newparent,
+				 newname, vflags);
+	fuse_reply_err(req, -err);
+}
+
+static void lfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct vfs_file *f;
+	int err;
+
+	if (ctl_owns(ino)) {
+		struct ctl_handle *h;
+
+		if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+			fuse_reply_err(req, EACCES);
+			return;
+		}
+		h = calloc(1, sizeof(*h));
+		if (!h) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		err = ctl_render(d, ino, &h->buf, &h->len);
+		if (err < 0) {
+			free(h);
+			fuse_reply_err(req, -err);
+			return;
+		}
+		fi->fh = (uintptr_t)h | CTL_FH_TAG;
+		fi->direct_io = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	err = vfs_open(d->vfs, ino, fi->flags, &f);
+	if (err < 0) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		vfs_release(d->vfs, f);		/* the opener was interrupted */
+}
+
+static void lfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct vfs_ctx c = req_ctx(req);
+	struct fuse_entry_param e;
+	struct vfs_file *f;
+	struct stat st;
+	int err;
+
+	if (is_ctl_parent(parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	err = vfs_create(d->vfs, &c, parent, name, mode, fi->flags, &st, &f);
+	if (err < 0) {
+		fuse_reply_err(req, err == -ENOENT ? EIO : -err);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = st.st_ino;
+	e.generation = 1;
+	e.attr = st;
+	e.attr_timeout = d->attr_timeout;
+	e.entry_timeout = d->entry_timeout;
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = 1;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		vfs_release(d->vfs, f);
+		vfs_forget(d->vfs, st.st_ino, 1);
+	}
+}
+
+static int is_ctl_fh(struct fuse_file_info *fi)
+{
+	return (fi->fh & CTL_FH_TAG) != 0;
+}
+
+static struct ctl_handle *ctl_fh(struct fuse_file_info *fi)
+{
+	return (struct ctl_handle *)(uintptr_t)(fi->fh & ~(uint64_t)CTL_FH_TAG);
+}
+
+static struct vfs_file *vfs_fh(struct fuse_file_info *fi)
+{
+	return (struct vfs_file *)(uintptr_t)fi->fh;
+}
+
+static void lfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	char *buf;
+	ssize_t n;
+
+	(void)ino;
+	if (is_ctl_fh(fi)) {
+		struct ctl_handle *h = ctl_fh(fi);
+		size_t o = (size_t)off < h->len ? (size_t)off : h->len;
+
+		fuse_reply_buf(req, h->buf + o, MIN(size, h->len - o));
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = vfs_read(fsd_of(req)->vfs, vfs_fh(fi), buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void lfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		      size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n;
+
+	(void)ino;
+	if (is_ctl_fh(fi)) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	n = vfs_write(fsd_of(req)->vfs, vfs_fh(fi), buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void lfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fuse_reply_err(req, is_ctl_fh(fi) ? 0 : -vfs_flush(fsd_of(req)->vfs, vfs_fh(fi)));
+}
+
+static void lfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	if (is_ctl_fh(fi)) {
+		free(ctl_fh(fi)->buf);
+		free(ctl_fh(fi));
+	} else {
+		vfs_release(fsd_of(req)->vfs, vfs_fh(fi));
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void lfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		      struct fuse_file_info *fi)
+{
+	(void)ino;
+	fuse_reply_err(req, is_ctl_fh(fi) ? 0 :
+		       -vfs_fsync(fsd_of(req)->vfs, vfs_fh(fi), datasync));
+}
+
+static void lfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			  off_t len, struct fuse_file_info *fi)
+{
+	int vmode = 0, err;
+
+	(void)ino;
+	if (is_ctl_fh(fi)) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (mode & FALLOC_FL_KEEP_SIZE)
+		vmode |= VFS_FALLOC_KEEP_SIZE;
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		vmode |= VFS_FALLOC_PUNCH_HOLE;
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	err = vfs_fallocate(fsd_of(req)->vfs, vfs_fh(fi), vmode, (uint64_t)off,
+			    (uint64_t)len);
+	fuse_reply_err(req, -err);
+}
+
+static void lfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fi->fh = 0;
+	if (!ctl_owns(ino)) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	fuse_reply_open(req, fi);
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+};
+
+static int dirbuf_add(void *arg, const char *name, uint64_t ino, mode_t mode,
+		      uint64_t next_off)
+{
+	struct dirbuf *db = arg;
+	struct stat st;
+	size_t need;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_mode = mode & S_IFMT;
+	need = fuse_add_direntry(db->req, NULL, 0, name, NULL, 0);
+	if (db->used + need > db->size)
+		return 1;
+	fuse_add_direntry(db->req, db->buf + db->used, db->size - db->used,
+			  name, &st, (off_t)next_off);
+	db->used += need;
+	return 0;
+}
+
+static void lfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct dirbuf db = { req, NULL, size, 0 };
+	int err;
+
+	(void)fi;
+	db.buf = malloc(size ? size : 1);
+	if (!db.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (ctl_owns(ino))
+		err = ctl_readdir(d, ino, (uint64_t)off, dirbuf_add, &db);
+	else
+		err = vfs_readdir(d->vfs, ino, (uint64_t)off, dirbuf_add, &db);
+	if (err < 0 && db.used == 0)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_buf(req, db.buf, db.used);
+	free(db.buf);
+}
+
+static void lfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void lfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, -vfs_fsyncdir(fsd_of(req)->vfs));
+}
+
+static void lfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+	int err = vfs_statfs(fsd_of(req)->vfs, &st);
+
+	(void)ino;
+	if (err < 0)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+static void lfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 const char *value, size_t size, int flags)
+{
+	int err = ctl_owns(ino) ? -EPERM :
+		  vfs_setxattr(fsd_of(req)->vfs, ino, name, value, size, flags);
+
+	fuse_reply_err(req, -err);
+}
+
+static void reply_xattr(fuse_req_t req, ssize_t n, const char *buf, size_t size)
+{
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void lfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = ctl_owns(ino) ? -ENODATA :
+	    vfs_getxattr(fsd_of(req)->vfs, ino, name, buf, size);
+	reply_xattr(req, n, buf, size);
+	free(buf);
+}
+
+static void lfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = ctl_owns(ino) ? 0 : vfs_listxattr(fsd_of(req)->vfs, ino, buf, size);
+	reply_xattr(req, n, buf, size);
+	free(buf);
+}
+
+static void lfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	int err = ctl_owns(ino) ? -EPERM :
+		  vfs_removexattr(fsd_of(req)->vfs, ino, name);
+
+	fuse_reply_err(req, -err);
+}
+
+const struct fuse_lowlevel_ops lfs_ops = {
+	.init = lfs_init,
+	.lookup = lfs_lookup,
+	.forget = lfs_forget,
+	.forget_multi = lfs_forget_multi,
+	.getattr = lfs_getattr,
+	.setattr = lfs_setattr,
+	.readlink = lfs_readlink,
+	.mknod = lfs_mknod,
+	.mkdir = lfs_mkdir,
+	.symlink = lfs_symlink,
+	.link = lfs_link,
+	.unlink = lfs_unlink,
+	.rmdir = lfs_rmdir,
+	.rename = lfs_rename,
+	.open = lfs_open,
+	.create = lfs_create,
+	.read = lfs_read,
+	.write = lfs_write,
+	.flush = lfs_flush,
+	.release = lfs_release,
+	.fsync = lfs_fsync,
+	.fallocate = lfs_fallocate,
+	.opendir = lfs_opendir,
+	.readdir = lfs_readdir,
+	.releasedir = lfs_releasedir,
+	.fsyncdir = lfs_fsyncdir,
+	.statfs = lfs_statfs,
+	.setxattr = lfs_setxattr,
+	.getxattr = lfs_getxattr,
+	.listxattr = lfs_listxattr,
+	.removexattr = lfs_removexattr,
+};

@@ -1,0 +1,108 @@
+/* sync/blockstore.h — content-addressed, compressed, verified blocks. */
+#ifndef LAKEFS_SYNC_BLOCKSTORE_H
+#define LAKEFS_SYNC_BLOCKSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BS_HASH_LEN 32
+#define BS_HEX_LEN (2 * BS_HASH_LEN)
+
+struct bs_hash {
+	unsigned char b[BS_HASH_LEN];
+};
+
+/*
+ * A backend stores opaque named objects: the compressed bytes of a block
+ * under its hash. The local directory store is one; the S3 store will be
+ * another, behind the same four calls (plus an optional sync). Each returns
+ * 0 or -errno; get returns a malloc'ed buffer the caller frees.
+ */
+struct bs_backend_ops {
+	const char *name;
+	int (*put)(void *ctx, const struct bs_hash *h, const void *data, size_t len);
+	int (*get)(void *ctx, const struct bs_hash *h, void **data, size_t *len);
+	/* 1 (and *size, if not NULL, the stored bytes), 0 or -errno */
+	int (*has)(void *ctx, const struct bs_hash *h, uint64_t *size);
+	int (*del)(void *ctx, const struct bs_hash *h);
+	int (*sync)(void *ctx);		/* make every put so far durable */
+	/* call fn for every stored block older than before_ns (wall clock) */
+	int (*scan)(void *ctx, uint64_t before_ns,
+		    void (*fn)(void *arg, const struct bs_hash *h), void *arg);
+	void (*free)(void *ctx);
+};
+
+struct bs_backend {
+	const struct bs_backend_ops *ops;
+	void *ctx;
+};
+
+/* The local directory backend: DIR/ab/<64 hex>. */
+int bs_local_open(struct bs_backend *be, const char *dir, char **errmsg);
+
+/* A block buffer held by the plaintext cache; read-only while referenced. */
+struct bs_buf {
+	const unsigned char *data;
+	size_t len;
+};
+
+struct blockstore;
+
+struct bs_options {
+	size_t block_size;	/* largest block accepted */
+	size_t cache_bytes;	/* plaintext cache capacity */
+	int zstd_level;
+	int prefetch_threads;
+};
+
+/* Takes ownership of *be. 0 or -errno with *errmsg (malloc'ed). */
+int bs_open(struct blockstore **out, struct bs_backend *be,
+	    const struct bs_options *opt, char **errmsg);
+void bs_close(struct blockstore *bs);
+
+void bs_hash_of(const void *data, size_t len, struct bs_hash *out);
+void bs_hash_hex(const struct bs_hash *h, char out[BS_HEX_LEN + 1]);
+
+/*
+ * Seal len bytes: hash, and if the block is not stored yet, compress and
+ * put it. The hash is pinned on return: bs_delete_if() will not remove it
+ * until bs_unpin() — callers unpin once a reference to it is committed.
+ * *stored gets the compressed size; *created is 1 if this call stored it.
+ * May block on disk I/O; call from worker threads.
+ */
+int bs_seal(struct blockstore *bs, const void *data, size_t len,
+	    struct bs_hash *out, uint32_t *stored, int *created);
+void bs_pin(struct blockstore *bs, const struct bs_hash *h);
+void bs_unpin(struct blockstore *bs, const struct bs_hash *h);
+
+/*
+ * Get a block's plaintext through the cache; verifies the hash on every
+ * load from the backend (-EIO and a log line on mismatch). On success
+ * *buf is a reference the caller must drop with bs_put_buf().
+ */
+int bs_get(struct blockstore *bs, const struct bs_hash *h, struct bs_buf **buf);
+void bs_put_buf(struct blockstore *bs, struct bs_buf *buf);
+/* Start loading h into the cache in the background (read-ahead). */
+void bs_prefetch(struct blockstore *bs, const struct bs_hash *h);
+
+/*
+ * Delete h unless it is pinned or unref(arg, h) says it is referenced
+ * again; both checks and the delete happen under the store's pin lock.
+ * 0, -EBUSY (kept) or -errno.
+ */
+int bs_delete_if(struct blockstore *bs, const struct bs_hash *h,
+		 int (*unref)(void *arg, const struct bs_hash *h), void *arg);
+
+/* Make every block sealed so far durable. */
+int bs_sync(struct blockstore *bs);
+
+/* Collect blocks older than before_ns that unref() reports unreferenced. */
+int bs_gc(struct blockstore *bs, uint64_t before_ns,
+	  int (*unref)(void *arg, const struct bs_hash *h), void *arg,
+	  uint64_t *removed);
+
+/* Cache figures for status. */
+void bs_cache_stats(struct blockstore *bs, uint64_t *bytes, uint64_t *hits,
+		    uint64_t *misses);
+
+#endif

@@ -1,0 +1,85 @@
+# tests/lib.sh — shared harness for the integration tests (sourced, POSIX sh + bash).
+#
+# Gives each test: TAP output (plan, ok, is, run_ok, skip_all, done_testing),
+# a private scratch dir $T, the built programs in $BIN, and lfs_mount /
+# lfs_umount that record every mount so that an EXIT trap unmounts it, also
+# when the test fails or is killed. A watchdog ends a test that runs longer
+# than $LFS_TEST_TIMEOUT seconds (default 900), so nothing hangs.
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)
+BIN=${LFS_BIN:-$TOP/build/bin}
+TBIN=$TOP/build/tests
+export PATH="$BIN:$PATH"
+T=$(mktemp -d "${TMPDIR:-/tmp}/lakefs-test.XXXXXX")
+_lfs_mounts=""
+_tap_n=0
+_tap_fail=0
+
+lfs_cleanup() {
+	for m in $_lfs_mounts; do
+		if grep -q " $m fuse" /proc/mounts 2>/dev/null; then
+			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+		fi
+	done
+	# wait (bounded) for daemons of this test to exit
+	for _ in $(seq 1 50); do
+		pgrep -f "lakefs-mount.*$T" >/dev/null 2>&1 || break
+		sleep 0.1
+	done
+	pkill -9 -f "lakefs-mount.*$T" 2>/dev/null
+	[ -n "${_lfs_watchdog:-}" ] && kill "$_lfs_watchdog" 2>/dev/null
+	rm -rf "$T" 2>/dev/null || true
+}
+trap 'lfs_cleanup' EXIT
+trap 'echo "# interrupted"; exit 130' INT TERM
+
+( sleep "${LFS_TEST_TIMEOUT:-900}"; echo "# watchdog: test ran over ${LFS_TEST_TIMEOUT:-900}s" >&2; kill -TERM $$ ) 2>/dev/null &
+_lfs_watchdog=$!
+
+plan()     { echo "1..$1"; }
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+diag()     { echo "$*" | sed 's/^/# /' >&2; }
+ok() {  # ok STATUS DESCRIPTION  (STATUS 0 = pass)
+	_tap_n=$((_tap_n + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $_tap_n - $2"
+	else echo "not ok $_tap_n - $2"; _tap_fail=$((_tap_fail + 1)); fi
+}
+run_ok() {  # run_ok DESCRIPTION CMD...   passes when CMD exits 0
+	_d=$1; shift
+	if _out=$("$@" 2>&1); then ok 0 "$_d"; else ok 1 "$_d"; diag "$_out"; fi
+}
+run_fail() {  # run_fail DESCRIPTION CMD...   passes when CMD exits non-zero
+	_d=$1; shift
+	if _out=$("$@" 2>&1); then ok 1 "$_d"; diag "expected failure, got: $_out"; else ok 0 "$_d"; fi
+}
+is() {  # is GOT WANT DESCRIPTION
+	if [ "$1" = "$2" ]; then ok 0 "$3"
+	else ok 1 "$3"; diag "got:  '$1'"; diag "want: '$2'"; fi
+}
+done_testing() { echo "1..$_tap_n"; [ "$_tap_fail" -eq 0 ]; }
+
+# lfs_mount MNT STATE [extra lakefs-mount args...]: mount in the background
+# (lakefs-mount daemonizes and returns once the mount is live).
+lfs_mount() {
+	_m=$1; _s=$2; shift 2
+	mkdir -p "$_m"
+	_lfs_mounts="$_lfs_mounts $_m"
+	timeout 60 "$BIN/lakefs-mount" --state "$_s" "$@" "$_m"
+}
+# lfs_umount MNT: unmount and wait (bounded) until the daemon has exited.
+lfs_umount() {
+	_m=$1
+	_pid=$(pgrep -f "lakefs-mount.* $_m\$" | head -n1)
+	fusermount3 -u "$_m" 2>/dev/null || umount -l "$_m" 2>/dev/null || return 1
+	for _ in $(seq 1 300); do
+		[ -n "$_pid" ] && kill -0 "$_pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	echo "# daemon for $_m did not exit within 30s" >&2
+	return 1
+}
+# lfs_daemon_pid MNT: pid of the daemon serving MNT
+lfs_daemon_pid() { pgrep -f "lakefs-mount.* $1\$" | head -n1; }
+
+need_root() { [ "$(id -u)" -eq 0 ] || skip_all "needs root"; }
+need_cmd()  { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c not installed"; done; }

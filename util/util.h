@@ -1,0 +1,45 @@
+/* util/util.h — small helpers shared by every layer. */
+#ifndef LAKEFS_UTIL_UTIL_H
+#define LAKEFS_UTIL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Big-endian fixed-width encoding (keys sort by these numbers). */
+void put_be64(unsigned char *p, uint64_t v);
+uint64_t get_be64(const unsigned char *p);
+void put_be32(unsigned char *p, uint32_t v);
+uint32_t get_be32(const unsigned char *p);
+
+/* Monotonic and wall-clock time. */
+uint64_t mono_ns(void);
+struct timespec now_ts(void);
+
+/* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void hex_encode(const unsigned char *in, size_t n, char *out);
+/* Parse 2n hex digits; 0 on success, -EINVAL otherwise. */
+int hex_decode(const char *in, unsigned char *out, size_t n);
+
+/* Allocation that aborts on failure only where a caller cannot recover
+ * (start-up); elsewhere use malloc and check. */
+void *xcalloc(size_t n, size_t size);
+
+/* Parse "64K", "1M", "2G" (binary units) into bytes; -EINVAL if bad. */
+int parse_size(const char *s, uint64_t *out);
+
+/* mkdir -p with mode; 0 or -errno. */
+int mkdir_p(const char *path, unsigned mode);
+
+/* write/read all bytes, retrying on EINTR and short counts; 0 or -errno. */
+int write_all(int fd, const void *buf, size_t n);
+int pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
+
+/* fsync a directory by path; 0 or -errno. */
+int fsync_dir(const char *path);
+
+#endif
