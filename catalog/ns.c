@@ -122,7 +122,7 @@ static int ns_new(struct vfs *v, const struct vfs_ctx *c, uint64_t parent,
 	saved = dir->md;
 	t = meta_txn_begin(v->meta);
 	md.ino = meta_txn_alloc_ino(t);
-	md.mode = (uint32_t)mode;
+	md.mode = (uint32_t)(S_ISLNK(mode) ? mode : mode & ~(c->umask & 0777));
 	md.uid = c->uid;
 	md.gid = c->gid;
 	if (dir->md.mode & S_ISGID) {
@@ -639,10 +639,20 @@ static int check_xattr_name(const char *name)
 		return -EINVAL;
 	if (n > XATTR_NAME_MAX_LEN)
 		return -ERANGE;
-	if (strncmp(name, "user.", 5) != 0 && strncmp(name, "trusted.", 8) != 0 &&
-	    strncmp(name, "security.", 9) != 0)
+	if (strncmp(name, "user.", 5) != 0 && strncmp(name, "trusted.", 8) != 0)
 		return -EOPNOTSUPP;
 	return 0;
+}
+
+/*
+ * Reading a name lakefs does not store: "no ACL" is ENODATA (the kernel
+ * caches it per inode); security.* (SELinux labels, file capabilities) is
+ * EOPNOTSUPP, which tools such as ls(1) remember per filesystem instead of
+ * asking again for every file.
+ */
+static int unsupported_get(const char *name)
+{
+	return strncmp(name, "system.posix_acl_", 17) == 0 ? -ENODATA : -EOPNOTSUPP;
 }
 
 int vfs_setxattr(struct vfs *v, uint64_t ino, const char *name,
@@ -704,7 +714,7 @@ ssize_t vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 	int err = check_xattr_name(name);
 
 	if (err == -EOPNOTSUPP)
-		return -ENODATA;
+		return unsupported_get(name);
 	if (err < 0)
 		return err;
 	err = meta_get_xattr(v->meta, ino, name, &val, &len);
@@ -750,7 +760,7 @@ int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name)
 	int err = check_xattr_name(name);
 
 	if (err == -EOPNOTSUPP)
-		return -ENODATA;
+		return unsupported_get(name);
 	if (err < 0)
 		return err;
 	in = inode_get(v, ino, &err);

@@ -34,6 +34,7 @@ struct vfs_options {
 struct vfs_ctx {		/* the caller */
 	uid_t uid;
 	gid_t gid;
+	mode_t umask;		/* applied to new inodes (0: the kernel did) */
 };
 
 int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg);

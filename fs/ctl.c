@@ -97,8 +97,29 @@ int ctl_readdir(struct fsd *d, uint64_t ino, uint64_t off, ctl_dirent_fn fn, voi
 	return 0;
 }
 
+/* s as the inside of a JSON string (quotes, backslashes, controls). */
+static void json_escape(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *s && n + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20) {
+			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+		} else {
+			out[n++] = (char)c;
+		}
+	}
+	out[n] = '\0';
+}
+
 static int render_status(struct fsd *d, char **buf, size_t *len)
 {
+	char state[8192];
 	struct meta_counters c;
 	uint64_t dirty, seals, cbytes, hits, misses;
 	uint64_t up = (mono_ns() - d->start_ns) / 1000000000ull;
@@ -106,6 +127,7 @@ static int render_status(struct fsd *d, char **buf, size_t *len)
 	char *out;
 	int n;
 
+	json_escape(d->state_dir, state, sizeof(state));
 	meta_counters(vfs_meta(d->vfs), &c);
 	vfs_dirty_stats(d->vfs, &dirty, &seals);
 	bs_cache_stats(vfs_blockstore(d->vfs), &cbytes, &hits, &misses);
@@ -136,7 +158,7 @@ static int render_status(struct fsd *d, char **buf, size_t *len)
 		"  \"cache_hits\": %llu,\n"
 		"  \"cache_misses\": %llu\n"
 		"}\n",
-		LAKEFS_VERSION, (int)getpid(), (unsigned long long)up, d->state_dir,
+		LAKEFS_VERSION, (int)getpid(), (unsigned long long)up, state,
 		vfs_block_size(d->vfs),
 		(unsigned long long)c.files, (unsigned long long)c.dirs,
 		(unsigned long long)c.symlinks, (unsigned long long)c.others,

@@ -13,6 +13,8 @@ struct fsd {
 	const char *mountpoint;
 	uint64_t start_ns;	/* monotonic */
 	double entry_timeout, attr_timeout;
+	int acl_cache;		/* FUSE_CAP_POSIX_ACL: the kernel caches "no ACL"
+				 * and leaves the umask to us */
 };
 
 /* fs/ctl.c: the virtual /.lakefs directory */

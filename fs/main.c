@@ -46,6 +46,7 @@ struct mount_opts {
 	double entry_timeout, attr_timeout;
 	int foreground, debug;
 	int default_permissions;
+	int private_mount;	/* -o private: no allow_other for root */
 	char fuse_opts[4096];	/* passed through to FUSE, comma-separated */
 };
 
@@ -77,6 +78,9 @@ static void usage(FILE *f)
 "  seal_threads=N      hash/compress workers (default 2)\n"
 "  entry_timeout=S, attr_timeout=S   kernel cache timeouts (default 10)\n"
 "  no_default_permissions          do not let the kernel check mode bits\n"
+"  private             when mounted by root, serve only root (by default a\n"
+"                      root mount adds allow_other: every user may use it,\n"
+"                      subject to the mode bits)\n"
 "Other -o options (allow_other, ro, ...) are passed to FUSE; the mount\n"
 "helper drops rw, defaults, auto, noauto, nofail, _netdev, user, users.\n");
 }
@@ -149,6 +153,10 @@ static int apply_opt(struct mount_opts *o, char *opt)
 		o->default_permissions = 0;
 		return 0;
 	}
+	if (strcmp(opt, "private") == 0 && !val) {
+		o->private_mount = 1;
+		return 0;
+	}
 	if (strcmp(opt, "default_permissions") == 0 && !val) {
 		o->default_permissions = 1;
 		return 0;
@@ -169,9 +177,13 @@ static int apply_opts(struct mount_opts *o, const char *list)
 		return -ENOMEM;
 	for (tok = strtok_r(copy, ",", &save); tok && ret == 0;
 	     tok = strtok_r(NULL, ",", &save)) {
+		char shown[256];
+
+		snprintf(shown, sizeof(shown), "%s", tok);
 		ret = apply_opt(o, tok);
 		if (ret < 0)
-			fprintf(stderr, "lakefs-mount: bad option '%s'\n", tok);
+			fprintf(stderr, "lakefs-mount: bad option '%s' (see "
+				"lakefs-mount --help)\n", shown);
 	}
 	free(copy);
 	return ret;
@@ -266,6 +278,20 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 	return 0;
 }
 
+/* FUSE splits -o on commas; a backslash escapes one. */
+static const char *fsname_escape(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *s && n + 2 < cap; s++) {
+		if (*s == ',' || *s == '\\')
+			out[n++] = '\\';
+		out[n++] = *s;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static int check_block_size(uint64_t bs)
 {
 	return bs >= (64 << 10) && bs <= (16 << 20) && (bs & (bs - 1)) == 0;
@@ -332,7 +358,8 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	struct vfs_options vo = { 0 };
 	struct fsd d = { 0 };
-	char state[PATH_MAX], mnt[PATH_MAX], opts[8192], *errmsg = NULL;
+	char state[PATH_MAX], mnt[PATH_MAX], opts[16384], fsname[2 * PATH_MAX];
+	char *errmsg = NULL;
 	int notify_fd = -1, ret = 1, err;
 
 	if (parse_args(argc, argv, &o) < 0)
@@ -342,17 +369,20 @@ int main(int argc, char **argv)
 			"from 64K to 16M\n");
 		return 2;
 	}
+	if (!realpath(o.mountpoint, mnt)) {
+		fprintf(stderr, "lakefs-mount: mount point %s: %s\n",
+			o.mountpoint, strerror(errno));
+		return 1;
+	}
 	err = mkdir_p(o.state, 0700);
 	if (err < 0 || !realpath(o.state, state)) {
 		fprintf(stderr, "lakefs-mount: cannot create state directory %s: %s\n",
 			o.state, strerror(err < 0 ? -err : errno));
 		return 1;
 	}
-	if (!realpath(o.mountpoint, mnt)) {
-		fprintf(stderr, "lakefs-mount: mount point %s: %s\n",
-			o.mountpoint, strerror(errno));
-		return 1;
-	}
+	if (!o.default_permissions && (geteuid() == 0 || strstr(o.fuse_opts, "allow_other")))
+		fprintf(stderr, "lakefs-mount: warning: no_default_permissions: the "
+			"kernel will not check mode bits, and lakefs does not either\n");
 	if (o.debug)
 		log_set_level(LOG_LV_DEBUG);
 	if (!o.foreground && daemonize_start(&notify_fd) < 0) {
@@ -380,8 +410,13 @@ int main(int argc, char **argv)
 	d.entry_timeout = o.entry_timeout;
 	d.attr_timeout = o.attr_timeout;
 
+	/* root mounts serve every user (permissions are checked by the
+	 * kernel against the mode bits); others need -o allow_other */
+	if (geteuid() == 0 && !strstr(o.fuse_opts, "allow_other") &&
+	    !strstr(o.fuse_opts, "allow_root") && !o.private_mount)
+		add_fuse_opt(&o, "allow_other");
 	snprintf(opts, sizeof(opts), "fsname=lakefs:%s,subtype=lakefs%s%s%s",
-		 state, o.default_permissions ? ",default_permissions" : "",
+		 fsname_escape(state, fsname, sizeof(fsname)), o.default_permissions ? ",default_permissions" : "",
 		 o.fuse_opts[0] ? "," : "", o.fuse_opts);
 	if (fuse_opt_add_arg(&args, argv[0]) || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) || (o.debug && fuse_opt_add_arg(&args, "-d"))) {

@@ -71,14 +71,15 @@ static void reply_attr(fuse_req_t req, int err, const struct stat *st)
 static struct vfs_ctx req_ctx(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	struct vfs_ctx vc = { c->uid, c->gid };
+	struct vfs_ctx vc = { c->uid, c->gid, fsd_of(req)->acl_cache ? c->umask : 0 };
 
 	return vc;
 }
 
 static void lfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fsd *d = userdata;
+
 	conn->max_write = 1 << 20;
 	conn->max_readahead = 1 << 20;
 	conn->want |= FUSE_CAP_ASYNC_READ | FUSE_CAP_ATOMIC_O_TRUNC;
@@ -87,6 +88,16 @@ static void lfs_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * lakefs stores no POSIX ACLs (setting one fails with EOPNOTSUPP), but
+	 * with this capability the kernel asks once per inode and caches the
+	 * answer, instead of asking on every ls -l. The price: the kernel no
+	 * longer applies the umask, so ns.c does (vfs_ctx.umask).
+	 */
+	if (conn->capable & FUSE_CAP_POSIX_ACL) {
+		conn->want |= FUSE_CAP_POSIX_ACL;
+		d->acl_cache = 1;
+	}
 }
 
 static void lfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -8,7 +8,9 @@
  * open clears. Puts are not fsynced one by one: sync() does one syncfs() on
  * the directory's filesystem, which makes every put so far durable in a
  * single journal commit (what fsync of a file needs, at a fraction of the
- * cost of fsyncing each block file and its directory).
+ * cost of fsyncing each block file and its directory). Large objects start
+ * their writeback as soon as they are written (sync_file_range), so the
+ * disk works while later blocks are hashed and the final sync is short.
  *
  * Objects are immutable: a put of an existing name rewrites identical bytes.
  * The backend does not interpret the bytes; hashing and compression live in
@@ -27,6 +29,8 @@
 #include "sync/blockstore.h"
 #include "util/log.h"
 #include "util/util.h"
+
+#define LOCAL_EARLY_WRITEBACK (128 << 10)
 
 struct local_store {
 	char *dir;
@@ -56,6 +60,10 @@ static int local_put(void *ctx, const struct bs_hash *h, const void *data, size_
 	if (fd < 0)
 		return -errno;
 	ret = write_all(fd, data, len);
+	/* start writeback now, so that a later sync finds little left to do
+	 * and a large sequential write overlaps its disk I/O with hashing */
+	if (ret == 0 && len >= LOCAL_EARLY_WRITEBACK)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (close(fd) < 0 && ret == 0)
 		ret = -errno;
 	if (ret == 0 && renameat(ls->dirfd, tmp, ls->dirfd, path) < 0)

@@ -23,7 +23,9 @@ lfs_cleanup() {
 	done
 	# wait (bounded) for daemons of this test to exit
 	for _ in $(seq 1 50); do
-		pgrep -f "lakefs-mount.*$T" >/dev/null 2>&1 || break
+		_live=""
+		for _p in $(pgrep -f "lakefs-mount.*$T"); do pid_alive "$_p" && _live=1; done
+		[ -z "$_live" ] && break
 		sleep 0.1
 	done
 	pkill -9 -f "lakefs-mount.*$T" 2>/dev/null
@@ -66,20 +68,31 @@ lfs_mount() {
 	_lfs_mounts="$_lfs_mounts $_m"
 	timeout 60 "$BIN/lakefs-mount" --state "$_s" "$@" "$_m"
 }
+# pid_alive PID: running (a zombie left for a non-reaping init counts as gone)
+pid_alive() {
+	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
+	_st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$_st" ] && [ "$_st" != Z ] && [ "$_st" != X ]
+}
+# lfs_daemon_pid MNT: pid of the live daemon serving MNT
+lfs_daemon_pid() {
+	for _p in $(pgrep -f "lakefs-mount.* $1\$"); do
+		pid_alive "$_p" && { echo "$_p"; return 0; }
+	done
+	return 1
+}
 # lfs_umount MNT: unmount and wait (bounded) until the daemon has exited.
 lfs_umount() {
 	_m=$1
-	_pid=$(pgrep -f "lakefs-mount.* $_m\$" | head -n1)
+	_pid=$(lfs_daemon_pid "$_m")
 	fusermount3 -u "$_m" 2>/dev/null || umount -l "$_m" 2>/dev/null || return 1
 	for _ in $(seq 1 300); do
-		[ -n "$_pid" ] && kill -0 "$_pid" 2>/dev/null || return 0
+		pid_alive "$_pid" || return 0
 		sleep 0.1
 	done
 	echo "# daemon for $_m did not exit within 30s" >&2
 	return 1
 }
-# lfs_daemon_pid MNT: pid of the daemon serving MNT
-lfs_daemon_pid() { pgrep -f "lakefs-mount.* $1\$" | head -n1; }
 
 need_root() { [ "$(id -u)" -eq 0 ] || skip_all "needs root"; }
 need_cmd()  { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c not installed"; done; }

@@ -1,0 +1,136 @@
+#!/bin/sh
+# tools/demo.sh BIN STATE MNT — mount a demo lakefs and land sample data.
+#
+# Called by `make demo` as `sh tools/demo.sh build/bin /var/lib/lakefs/demo
+# /mnt/lake`. Idempotent: if MNT is already a lakefs mount it is reused (a
+# mount left behind by a dead daemon is cleared and mounted again), and the
+# sample files are written only when they are missing. The samples are
+# generated here, deterministically (awk and printf, no network), so every
+# run lands the same bytes.
+#
+# Each file is written under a temporary name starting with '.' and then
+# renamed onto its final name: the way a careful tool lands a file, and the
+# convention by which later releases tell finished files from files in
+# flight.
+#
+# Later releases: these files will land in a catalog's bronze schema
+# (MNT/demo/bronze/orders/, ...), and the demo will go on to show the silver
+# tables promoted from them and a gold table defined by SQL over silver.
+# This release is the filesystem core, so they land in MNT/samples/.
+set -eu
+
+if [ $# -ne 3 ]; then
+	echo "usage: sh tools/demo.sh BIN STATE MNT" >&2
+	exit 2
+fi
+bin=$1 state=$2 mnt=$3
+
+die() {
+	echo "demo: $*" >&2
+	exit 1
+}
+
+[ -x "$bin/lakefs-mount" ] || die "$bin/lakefs-mount not found (run make first)"
+[ -x "$bin/lakefs" ] || die "$bin/lakefs not found (run make first)"
+
+# The fstype of the mount on $1 in /proc/mounts, or nothing.
+mount_type() {
+	awk -v m="$1" '$2 == m { t = $3 } END { if (t != "") print t }' /proc/mounts
+}
+
+mkdir -p "$mnt" 2>/dev/null || true
+case $mnt in
+/*) ;;
+*) mnt=$(pwd)/$mnt ;;
+esac
+mnt=$(cd "$mnt" 2>/dev/null && pwd -P || echo "$mnt")
+
+type=$(mount_type "$mnt")
+if [ "$type" = fuse.lakefs ] && ! ls "$mnt" >/dev/null 2>&1; then
+	echo "demo: $mnt is a dead lakefs mount (its daemon is gone); clearing it"
+	fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" ||
+		die "cannot clear the dead mount on $mnt"
+	type=$(mount_type "$mnt")
+fi
+
+if [ "$type" = fuse.lakefs ]; then
+	echo "demo: $mnt is already a lakefs mount:"
+	grep " $mnt fuse.lakefs " /proc/mounts | sed 's/^/  /'
+elif [ -n "$type" ]; then
+	die "$mnt is already mounted ($type), not by lakefs; pick another mount point"
+else
+	[ -d "$mnt" ] || die "cannot create mount point $mnt"
+	echo "demo: mounting $state on $mnt"
+	"$bin/lakefs-mount" --state "$state" "$mnt" ||
+		die "lakefs-mount failed (see the message above)"
+fi
+
+# land NAME: write stdin to MNT/samples/.NAME.tmp, then rename it to NAME.
+land() {
+	if [ -s "$mnt/samples/$1" ]; then
+		echo "demo: samples/$1 is already there"
+		cat >/dev/null
+		return 0
+	fi
+	cat >"$mnt/samples/.$1.tmp"
+	mv "$mnt/samples/.$1.tmp" "$mnt/samples/$1"
+	echo "demo: landed samples/$1"
+}
+
+mkdir -p "$mnt/samples"
+
+# Orders: 50 rows over the first ten days of November 2026. The random
+# numbers come from a Park-Miller generator (exact in awk's doubles).
+awk 'BEGIN {
+	split("alice bob carol dave erin frank grace heidi ivan judy", cust, " ")
+	split("widget gadget gizmo sprocket doohickey", prod, " ")
+	split("4.99 12.50 7.25 0.89 19.95", price, " ")
+	x = 42
+	print "order_id,date,customer,product,quantity,unit_price"
+	for (i = 0; i < 50; i++) {
+		x = (x * 16807) % 2147483647; c = x % 10 + 1
+		x = (x * 16807) % 2147483647; p = x % 5 + 1
+		x = (x * 16807) % 2147483647; q = x % 5 + 1
+		printf "%d,2026-11-%02d,%s,%s,%d,%s\n", 10001 + i, int(i / 5) + 1,
+		    cust[c], prod[p], q, price[p]
+	}
+}' | land orders.csv
+
+# Bitcoin-like prices: JSON lines, one an hour for two days, a random walk.
+awk 'BEGIN {
+	x = 7; cents = 6800000
+	for (i = 0; i < 48; i++) {
+		x = (x * 16807) % 2147483647
+		cents += x % 40001 - 20000
+		printf "{\"timestamp\": \"2026-11-%02dT%02d:00:00Z\", \"price_usd\": %d.%02d}\n",
+		    int(i / 24) + 1, i % 24, int(cents / 100), cents % 100
+	}
+}' | land btc_prices.jsonl
+
+# Stock quotes: four tickers, one quote a minute for ten minutes.
+awk 'BEGIN {
+	split("AAPL MSFT NVDA SAP", tick, " ")
+	split("23150 41875 14210 24760", base, " ")
+	x = 11
+	print "ticker,ts,bid,ask"
+	for (m = 0; m < 10; m++)
+		for (t = 1; t <= 4; t++) {
+			x = (x * 16807) % 2147483647
+			base[t] += x % 61 - 30
+			x = (x * 16807) % 2147483647
+			spread = x % 5 + 1
+			printf "%s,2026-11-02T14:%02d:00Z,%d.%02d,%d.%02d\n", tick[t], 30 + m,
+			    int(base[t] / 100), base[t] % 100,
+			    int((base[t] + spread) / 100), (base[t] + spread) % 100
+		}
+}' | land quotes.csv
+
+echo
+echo "\$ ls -l $mnt $mnt/samples"
+ls -l "$mnt" "$mnt/samples"
+echo
+echo "\$ lakefs status $mnt"
+"$bin/lakefs" status "$mnt"
+echo
+echo "The demo lakefs is mounted on $mnt (state in $state)."
+echo "To unmount it: fusermount3 -u $mnt"
