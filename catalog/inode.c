@@ -53,7 +53,7 @@
 #include "util/util.h"
 
 #define PENDING_COMMIT 256	/* sealed blocks that force a commit */
-#define PREFETCH_BLOCKS 4
+#define PREFETCH_BLOCKS 8
 
 /* ---- the inode table ---- */
 
@@ -925,14 +925,89 @@ static void prefetch_after(struct vfs *v, struct inode *in, uint64_t idx)
 	}
 }
 
-ssize_t vfs_read(struct vfs *v, struct vfs_file *f, void *buf, size_t size,
-		 uint64_t off)
+static int seg_add(struct vfs_seg **segs, int *n, int *cap, const void *p,
+		   size_t len, struct bs_buf *ref, void *owned)
+{
+	if (*n == *cap) {
+		int ncap = *cap ? 2 * *cap : 4;
+		struct vfs_seg *ns = realloc(*segs, (size_t)ncap * sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		*segs = ns;
+		*cap = ncap;
+	}
+	(*segs)[*n].p = p;
+	(*segs)[*n].len = len;
+	(*segs)[*n].ref = ref;
+	(*segs)[*n].owned = owned;
+	(*n)++;
+	return 0;
+}
+
+/* Block idx's bytes [boff, boff+n) as segments; in->lock held. */
+static int read_block_segs_locked(struct vfs *v, struct inode *in, uint64_t idx,
+				  size_t boff, size_t n, struct vfs_seg **segs,
+				  int *nseg, int *cap)
+{
+	struct dblock *db = dblock_find(in, idx);
+	struct bs_buf *buf;
+	struct bs_hash h;
+	size_t have;
+	int ret;
+
+	if (db) {	/* dirty data may change once we unlock: copy it */
+		unsigned char *copy = malloc(n);
+
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, db->buf + boff, n);
+		ret = seg_add(segs, nseg, cap, copy, n, NULL, copy);
+		if (ret < 0)
+			free(copy);
+		return ret;
+	}
+	ret = block_source_locked(v, in, idx, &h);
+	if (ret == -ENOENT)
+		return seg_add(segs, nseg, cap, v->zeros, n, NULL, NULL);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_unlock(&in->lock);
+	ret = bs_get(v->bs, &h, &buf);
+	bs_unpin(v->bs, &h);	/* the cache reference keeps the bytes */
+	pthread_mutex_lock(&in->lock);
+	if (ret < 0)
+		return ret;
+	have = buf->len > boff ? MIN(buf->len - boff, n) : 0;
+	ret = seg_add(segs, nseg, cap, buf->data + boff, have, buf, NULL);
+	if (ret < 0) {
+		bs_put_buf(v->bs, buf);
+		return ret;
+	}
+	if (have < n)
+		ret = seg_add(segs, nseg, cap, v->zeros, n - have, NULL, NULL);
+	return ret;
+}
+
+void vfs_read_release(struct vfs *v, struct vfs_seg *segs, int nseg)
+{
+	for (int i = 0; i < nseg; i++) {
+		if (segs[i].ref)
+			bs_put_buf(v->bs, segs[i].ref);
+		free(segs[i].owned);
+	}
+	free(segs);
+}
+
+ssize_t vfs_read_segs(struct vfs *v, struct vfs_file *f, size_t size,
+		      uint64_t off, struct vfs_seg **segs, int *nseg)
 {
 	struct inode *in = f->in;
-	unsigned char *out = buf;
 	size_t done = 0;
-	int ret = 0;
+	int cap = 0, ret = 0;
 
+	*segs = NULL;
+	*nseg = 0;
 	pthread_mutex_lock(&in->lock);
 	if (off >= in->md.size) {
 		pthread_mutex_unlock(&in->lock);
@@ -952,19 +1027,37 @@ ssize_t vfs_read(struct vfs *v, struct vfs_file *f, void *buf, size_t size,
 		if (idx != in->last_read_idx && boff + n == v->bsize)
 			prefetch_after(v, in, idx);
 		in->last_read_idx = idx;
-		if (db) {
-			memcpy(out + done, db->buf + boff, n);
-		} else {
-			ret = read_stored_locked(v, in, idx, out + done, boff, n);
-			if (ret < 0)
-				break;
-		}
+		ret = read_block_segs_locked(v, in, idx, boff, n, segs, nseg, &cap);
+		if (ret < 0)
+			break;
 		done += n;
 	}
 	pthread_mutex_unlock(&in->lock);
-	if (done > 0)
-		touch_atime(v, in);
-	return done > 0 ? (ssize_t)done : ret;
+	if (ret < 0) {
+		/* never a short read: the kernel would take it for EOF */
+		vfs_read_release(v, *segs, *nseg);
+		*segs = NULL;
+		*nseg = 0;
+		return ret;
+	}
+	touch_atime(v, in);
+	return (ssize_t)done;
+}
+
+ssize_t vfs_read(struct vfs *v, struct vfs_file *f, void *buf, size_t size,
+		 uint64_t off)
+{
+	struct vfs_seg *segs;
+	unsigned char *out = buf;
+	int nseg;
+	ssize_t n = vfs_read_segs(v, f, size, off, &segs, &nseg);
+
+	for (int i = 0; n > 0 && i < nseg; i++) {
+		memcpy(out, segs[i].p, segs[i].len);
+		out += segs[i].len;
+	}
+	vfs_read_release(v, segs, nseg);
+	return n;
 }
 
 ssize_t vfs_write(struct vfs *v, struct vfs_file *f, const void *buf,
@@ -1199,6 +1292,7 @@ int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
 	if (ret < 0)
 		goto fail;
 	v->bsize = meta_super(v->meta)->block_size;
+	v->zeros = xcalloc(1, v->bsize);
 	if (v->opt.dirty_max < 4 * (size_t)v->bsize)
 		v->opt.dirty_max = 4 * (size_t)v->bsize;
 	snprintf(path, sizeof(path), "%s/blocks", opt->state_dir);
@@ -1208,7 +1302,7 @@ int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
 	bo.block_size = v->bsize;
 	bo.cache_bytes = opt->cache_bytes;
 	bo.zstd_level = opt->zstd_level;
-	bo.prefetch_threads = 2;
+	bo.prefetch_threads = 3;
 	ret = bs_open(&v->bs, &be, &bo, errmsg);
 	if (ret < 0) {
 		be.ops->free(be.ctx);
@@ -1283,6 +1377,7 @@ void vfs_close_fs(struct vfs *v)
 		meta_close(v->meta);
 	}
 	free(v->itable);
+	free(v->zeros);
 	free(v->state_dir);
 	free(v);
 }

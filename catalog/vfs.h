@@ -102,6 +102,21 @@ int vfs_create(struct vfs *v, const struct vfs_ctx *c, uint64_t parent,
 int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfs_file **f);
 ssize_t vfs_read(struct vfs *v, struct vfs_file *f, void *buf, size_t size,
 		 uint64_t off);
+/*
+ * The same read without copying: segments point into the block cache (or
+ * a shared zero block, or a private copy of unsealed data) and stay valid
+ * until vfs_read_release(). The segments add up to the returned length.
+ * Never a short read before EOF: an error anywhere fails the whole read.
+ */
+struct vfs_seg {
+	const void *p;
+	size_t len;
+	struct bs_buf *ref;
+	void *owned;
+};
+ssize_t vfs_read_segs(struct vfs *v, struct vfs_file *f, size_t size,
+		      uint64_t off, struct vfs_seg **segs, int *nseg);
+void vfs_read_release(struct vfs *v, struct vfs_seg *segs, int nseg);
 ssize_t vfs_write(struct vfs *v, struct vfs_file *f, const void *buf,
 		  size_t size, uint64_t off);
 int vfs_flush(struct vfs *v, struct vfs_file *f);

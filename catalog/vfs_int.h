@@ -71,6 +71,7 @@ struct vfs {
 	pthread_mutex_t space_lock;	/* cached free space of the state fs */
 	uint64_t space_free, space_checked_ns, reserve;
 
+	unsigned char *zeros;		/* block_size zero bytes, read-only */
 	const char *root_extra;
 	uint64_t root_extra_ino;
 };

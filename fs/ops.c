@@ -360,8 +360,11 @@ static struct vfs_file *vfs_fh(struct fuse_file_info *fi)
 static void lfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	char *buf;
+	struct vfs *v = fsd_of(req)->vfs;
+	struct vfs_seg *segs;
+	struct iovec *iov;
 	ssize_t n;
+	int nseg;
 
 	(void)ino;
 	if (is_ctl_fh(fi)) {
@@ -371,17 +374,23 @@ static void lfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, h->buf + o, MIN(size, h->len - o));
 		return;
 	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+	n = vfs_read_segs(v, vfs_fh(fi), size, (uint64_t)off, &segs, &nseg);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
 		return;
 	}
-	n = vfs_read(fsd_of(req)->vfs, vfs_fh(fi), buf, size, (uint64_t)off);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	iov = calloc((size_t)nseg + 1, sizeof(*iov));
+	if (!iov) {
+		fuse_reply_err(req, ENOMEM);
+	} else {
+		for (int i = 0; i < nseg; i++) {
+			iov[i].iov_base = (void *)segs[i].p;
+			iov[i].iov_len = segs[i].len;
+		}
+		fuse_reply_iov(req, iov, nseg);	/* writev: no copy here */
+		free(iov);
+	}
+	vfs_read_release(v, segs, nseg);	/* req is gone: use v */
 }
 
 static void lfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,

@@ -423,17 +423,20 @@ void bs_prefetch(struct blockstore *bs, const struct bs_hash *h)
 	pthread_mutex_unlock(&bs->cache_lock);
 	if (!e)
 		return;
+	if (bs->be.ops->advise)
+		bs->be.ops->advise(bs->be.ctx, h);	/* disk reads start now */
 	job = malloc(sizeof(*job));
+	if (job) {
+		job->bs = bs;
+		job->e = e;
+	}
 	if (!job || workq_push(bs->prefetch_wq, prefetch_run, job) < 0) {
 		free(job);
 		cache_fill(bs, e);	/* never leave a LOADING entry behind */
 		pthread_mutex_lock(&bs->cache_lock);
 		cache_unref_locked(bs, e);
 		pthread_mutex_unlock(&bs->cache_lock);
-		return;
 	}
-	job->bs = bs;
-	job->e = e;
 }
 
 /* Put a copy of a just-sealed block's plaintext into the cache. */

@@ -26,6 +26,8 @@ struct bs_backend_ops {
 	int (*has)(void *ctx, const struct bs_hash *h, uint64_t *size);
 	int (*del)(void *ctx, const struct bs_hash *h);
 	int (*sync)(void *ctx);		/* make every put so far durable */
+	/* optional: start fetching h in the background (a read-ahead hint) */
+	void (*advise)(void *ctx, const struct bs_hash *h);
 	/* call fn for every stored block older than before_ns (wall clock) */
 	int (*scan)(void *ctx, uint64_t before_ns,
 		    void (*fn)(void *arg, const struct bs_hash *h), void *arg);

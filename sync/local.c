@@ -187,6 +187,20 @@ static int local_scan(void *ctx, uint64_t before_ns,
 	return 0;
 }
 
+static void local_advise(void *ctx, const struct bs_hash *h)
+{
+	struct local_store *ls = ctx;
+	char path[80];
+	int fd;
+
+	local_path(h, path, sizeof(path));
+	fd = openat(ls->dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	close(fd);
+}
+
 static void local_free(void *ctx)
 {
 	struct local_store *ls = ctx;
@@ -203,6 +217,7 @@ static const struct bs_backend_ops local_ops = {
 	.has = local_has,
 	.del = local_del,
 	.sync = local_sync,
+	.advise = local_advise,
 	.scan = local_scan,
 	.free = local_free,
 };

@@ -42,7 +42,15 @@ RSS_LIMIT_MIB=256
 
 say()   { printf 'bench: %s\n' "$*" >&2; }
 skip()  { say "skipped: $*"; exit 0; }
-broke() { say "ERROR: $*"; exit 1; }          # the EXIT trap cleans up
+TABLE_READY=0                 # set once print_table is defined
+# broke: something is wrong with lakefs or the machine, not a slow figure.
+# Print what was measured so far, then exit 1 (the EXIT trap cleans up).
+broke() {
+	say "ERROR: $*"
+	kernel_notes
+	[ "$TABLE_READY" = 1 ] && print_table "(incomplete: the run stopped at the error above)"
+	exit 1
+}
 PROBLEMS=()
 problem() { say "PROBLEM: $*"; PROBLEMS+=("$*"); }
 
@@ -148,9 +156,29 @@ lfs_mount() {  # lfs_mount MNT STATE
 	LFS_PIDS="$LFS_PIDS $LFS_PID"
 }
 lfs_umount() {  # lfs_umount MNT: unmount, wait (bounded) for the daemon to exit
+	local code
+	status "$1" > /dev/null 2>&1 ||
+		broke "the lakefs daemon $LFS_PID serving $1 is gone or not answering (crashed?)"
 	timeout -k 2 30 fusermount3 -u "$1" || broke "fusermount3 -u $1 failed"
 	wait_gone "$LFS_PID" 60 || broke "daemon $LFS_PID did not exit within 60s of unmounting $1"
+	# A zombie left for a non-reaping init still shows how it ended.
+	code=$(sed 's/.*) //' "/proc/$LFS_PID/stat" 2>/dev/null | awk '{print $50}')
+	if [ -n "$code" ] && [ $((code & 127)) -ne 0 ]; then
+		problem "daemon $LFS_PID was killed by signal $((code & 127)) while unmounting $1"
+	fi
 }
+# Kernel log lines about lakefs processes crashing since the bench began.
+# Other runs on the same machine may be the source, so they are a note.
+DMESG_START=$(awk '{print $1}' /proc/uptime)
+kernel_notes() {
+	local lines
+	lines=$(dmesg 2>/dev/null | awk -v t="$DMESG_START" '{s = $0; sub(/^\[ */, "", s); if (s + 0 >= t) print}' |
+		grep -E 'segfault|general protection|traps:' | grep -E 'lakefs|prefetch|seal|fuse' | tail -5)
+	[ -n "$lines" ] || return 0
+	say "note: the kernel logged lakefs crashes during this run (perhaps from other runs on this machine):"
+	printf '%s\n' "$lines" | sed 's/^/bench:   /' >&2
+}
+
 settle() {  # settle MNT: wait (bounded) until no data is dirty or being sealed
 	local i d p
 	for ((i = 0; i < 600; i++)); do
@@ -194,8 +222,82 @@ pf()   { if le "$1" "$2"; then echo PASS; else echo MISS; fi; }
 declare -A DIR=([lakefs]=$MNT [local]=$LOCAL [tmpfs]=$TBASE)
 ALL="lakefs local tmpfs"
 
+# --- the table ---
+# Every figure may be missing when broke() prints a partial table: n/a.
+MIB=$BIG_MIB
+secs()  { calc "%.2f s" "$1"; }
+rate()  { calc "%.2f s %4.0f MiB/s" "$1, $MIB / $1"; }
+ratio() { calc "%.2fx" "$1 / $2"; }
+W=(40 20 20 20 8 8 24)
+row() {
+	printf "%-${W[0]}s %-${W[1]}s %-${W[2]}s %-${W[3]}s %-${W[4]}s %-${W[5]}s %-${W[6]}s %s\n" "$@"
+}
+timed_row() {  # timed_row LABEL KEY FORMATTER BASELINE TARGET_X
+	local lab=$1 fmt=$3 tb=$4 tx=$5 l=${BEST[${2}_lakefs]:-} o=${BEST[${2}_local]:-} m=${BEST[${2}_tmpfs]:-} b
+	local cl=n/a co=n/a cm=n/a rl=n/a rm=n/a res=n/a
+	[ -n "$l" ] && cl=$($fmt "$l")
+	[ -n "$o" ] && co=$($fmt "$o")
+	[ -n "$m" ] && cm=$($fmt "$m")
+	[ -n "$l" ] && [ -n "$o" ] && rl=$(ratio "$l" "$o")
+	[ -n "$l" ] && [ -n "$m" ] && rm=$(ratio "$l" "$m")
+	if [ "$tb" = local ]; then b=$o; else b=$m; fi
+	[ -n "$l" ] && [ -n "$b" ] && res=$(pf "$(calc %.4f "$l / $b")" "$tx")
+	row "$lab" "$cl" "$co" "$cm" "$rl" "$rm" "<= ${tx}x $tb" "$res"
+}
+print_table() {  # print_table [NOTE]
+	local r
+	echo
+	echo "lakefs bench: best of $ROUNDS, interleaved; $(nproc) CPUs, kernel $(uname -r);" \
+	     "local disk = $LOCAL_FS; block size ${BLOCK_SIZE:-?};" \
+	     "$(calc %.0f "$EPOCHREALTIME - $T_START")s${1:+ $1}"
+	row "figure" "lakefs" "local disk" "tmpfs" "l/local" "l/tmpfs" "target" "result"
+	row "------" "------" "----------" "-----" "-------" "-------" "------" "------"
+	timed_row "write ${MIB} MiB seq (dd 1M, fsync)" write rate local 1.5
+	timed_row "cold read ${MIB} MiB (dd 1M)$COLD_NOTE" read rate local 1.5
+	timed_row "cp -r $TREE_FILES x 4 KiB" cp secs tmpfs 10
+	timed_row "create $CREATE_FILES empty files" create secs tmpfs 12
+	timed_row "ls -lR $CREATE_FILES files, warm" ls secs tmpfs 3
+	if [ -n "$ow_growth" ]; then
+		row "4 KiB overwrite in ${MID_MIB} MiB + fsync" "stored $(printf %+d "$ow_growth") B" \
+			"blocks $ow_b0->$ow_b1" "-" "-" "-" "growth <= $BLOCK_SIZE B" "$(pf "$ow_growth" "$BLOCK_SIZE")"
+	else
+		row "4 KiB overwrite in ${MID_MIB} MiB + fsync" n/a - - - - "growth <= 1 block" n/a
+	fi
+	if [ -n "$dd_pct" ]; then
+		if le 1 "$dd_pct"; then r=MISS; else r=PASS; fi
+		row "same ${MID_MIB} MiB file copied twice" "2nd: +$dd_second B" "1st: +$dd_first B" "-" "-" "-" \
+			"2nd < 1% ($dd_pct%)" "$r"
+	else
+		row "same ${MID_MIB} MiB file copied twice" n/a - - - - "2nd < 1%" n/a
+	fi
+	if [ -n "$csv_ratio" ]; then
+		row "${MID_MIB} MiB CSV, compression" "ratio ${csv_ratio}:1" "logical $csv_size B" \
+			"stored $csv_stored B" "-" "-" "info${csv_zstd:+ (zstd -3: ${csv_zstd}:1)}" "-"
+	else
+		row "${MID_MIB} MiB CSV, compression" n/a - - - - info -
+	fi
+	if [ -n "$rss_peak" ]; then
+		if le "$RSS_LIMIT_MIB" "$rss_peak"; then r=MISS; else r=PASS; fi
+		row "daemon peak RSS, ${MIB} MiB write" "VmHWM $rss_peak MiB" "idle ${rss_idle} MiB" "-" "-" "-" \
+			"< $RSS_LIMIT_MIB MiB" "$r"
+	else
+		row "daemon peak RSS, ${MIB} MiB write" n/a - - - - "< $RSS_LIMIT_MIB MiB" n/a
+	fi
+	[ -n "$fs_ratio" ] &&
+		echo "whole filesystem after rows 6-8: compression_ratio $fs_ratio, dedup_ratio $fs_dedup"
+	if [ "${#PROBLEMS[@]}" -gt 0 ]; then
+		echo
+		echo "PROBLEMS (the run fails on these):"
+		printf '  %s\n' "${PROBLEMS[@]}"
+	fi
+}
+TABLE_READY=1
+ow_growth="" ow_b0="" ow_b1="" dd_pct="" dd_first="" dd_second=""
+csv_ratio="" csv_size="" csv_stored="" csv_zstd="" fs_ratio="" fs_dedup=""
+rss_peak="" rss_idle="" BLOCK_SIZE=""
+LOCAL_FS=$(df -T "$WORK" | awk 'NR == 2 {print $2 " on " $1}')
 T_START=$EPOCHREALTIME
-say "work dir $WORK ($(df -T "$WORK" | awk 'NR == 2 {print $2 " on " $1}')), tmpfs ${TMPFS_MIB} MiB"
+say "work dir $WORK ($LOCAL_FS), tmpfs ${TMPFS_MIB} MiB"
 
 # --- helper program: create N empty files in one process (see mkfiles.c) ---
 MKFILES=$WORK/mkfiles
@@ -385,46 +487,7 @@ rss_peak=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$LFS_PID/status")
 timeout -k 5 300 cmp "$SRC/big1" "$MNT/big.bin" || problem "data mismatch in big.bin (RSS run)"
 lfs_umount "$MNT"
 
-# --- the table ---
-T_TOTAL=$(calc %.0f "$EPOCHREALTIME - $T_START")
-MIB=$BIG_MIB
-secs()  { calc "%.2f s" "$1"; }
-rate()  { calc "%.2f s %4.0f MiB/s" "$1, $MIB / $1"; }
-ratio() { calc "%.2fx" "$1 / $2"; }
-W=(40 20 20 20 8 8 24)
-row() {
-	printf "%-${W[0]}s %-${W[1]}s %-${W[2]}s %-${W[3]}s %-${W[4]}s %-${W[5]}s %-${W[6]}s %s\n" "$@"
-}
-timed_row() {  # timed_row LABEL KEY FORMATTER TARGET_BASE TARGET_X
-	local lab=$1 k=$2 fmt=$3 tb=$4 tx=$5 l=${BEST[${2}_lakefs]} o=${BEST[${2}_local]} m=${BEST[${2}_tmpfs]} r
-	if [ "$tb" = local ]; then r=$(calc %.4f "$l / $o"); else r=$(calc %.4f "$l / $m"); fi
-	row "$lab" "$($fmt "$l")" "$($fmt "$o")" "$($fmt "$m")" "$(ratio "$l" "$o")" "$(ratio "$l" "$m")" \
-		"<= ${tx}x $tb" "$(pf "$r" "$tx")"
-}
-
-echo
-echo "lakefs bench: best of $ROUNDS, interleaved; $(nproc) CPUs, kernel $(uname -r);" \
-     "local disk = $(df -T "$BENCH_PARENT" | awk 'NR == 2 {print $2 " on " $1}'); block size $BLOCK_SIZE; ${T_TOTAL}s"
-row "figure" "lakefs" "local disk" "tmpfs" "l/local" "l/tmpfs" "target" "result"
-row "------" "------" "----------" "-----" "-------" "-------" "------" "------"
-timed_row "write ${MIB} MiB seq (dd 1M, fsync)" write rate local 1.5
-timed_row "cold read ${MIB} MiB (dd 1M)$COLD_NOTE" read rate local 1.5
-timed_row "cp -r $TREE_FILES x 4 KiB" cp secs tmpfs 10
-timed_row "create $CREATE_FILES empty files" create secs tmpfs 12
-timed_row "ls -lR $CREATE_FILES files, warm" ls secs tmpfs 3
-row "4 KiB overwrite in ${MID_MIB} MiB + fsync" "stored $(printf %+d "$ow_growth") B" "blocks $ow_b0->$ow_b1" "-" "-" "-" \
-	"growth <= $BLOCK_SIZE B" "$(pf "$ow_growth" "$BLOCK_SIZE")"
-row "same ${MID_MIB} MiB file copied twice" "2nd: +$dd_second B" "1st: +$dd_first B" "-" "-" "-" \
-	"2nd < 1% ($dd_pct%)" "$(if le 1 "$dd_pct"; then echo MISS; else echo PASS; fi)"
-row "${MID_MIB} MiB CSV, compression" "ratio ${csv_ratio}:1" "logical $csv_size B" "stored $csv_stored B" "-" "-" \
-	"info${csv_zstd:+ (zstd -3: ${csv_zstd}:1)}" "-"
-row "daemon peak RSS, ${MIB} MiB write" "VmHWM $rss_peak MiB" "idle ${rss_idle} MiB" "-" "-" "-" \
-	"< $RSS_LIMIT_MIB MiB" "$(if le "$RSS_LIMIT_MIB" "$rss_peak"; then echo MISS; else echo PASS; fi)"
-echo "whole filesystem after rows 6-8: compression_ratio $fs_ratio, dedup_ratio $fs_dedup"
-if [ "${#PROBLEMS[@]}" -gt 0 ]; then
-	echo
-	echo "PROBLEMS (the run fails on these):"
-	printf '  %s\n' "${PROBLEMS[@]}"
-	exit 1
-fi
+kernel_notes
+print_table
+[ "${#PROBLEMS[@]}" -eq 0 ] || exit 1
 exit 0
