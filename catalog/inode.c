@@ -12,8 +12,9 @@
  * that becomes complete is handed to the seal workers, which hash, compress
  * and store it off the FUSE thread. A sealed block becomes a "pending"
  * entry of its inode. Pending entries, the size and the times reach the
- * metadata together, in one transaction, at a commit point: close (flush),
- * fsync, truncate, release, and every 256 sealed blocks of a long writer.
+ * metadata together, in one transaction, at a commit point: the last close
+ * of an open file (release), fsync, truncate, and every 256 sealed blocks
+ * of a long writer.
  * So after a crash a file not fsynced reads as it was at one commit point:
  * its old content or its new content, never a torn mix of blocks.
  *
@@ -54,6 +55,7 @@
 
 #define PENDING_COMMIT 256	/* sealed blocks that force a commit */
 #define PREFETCH_BLOCKS 8
+#define SMALL_OBJECT_MAX (32 << 10)	/* stored bytes kept in LevelDB */
 
 /* ---- the inode table ---- */
 
@@ -89,7 +91,10 @@ static void inode_free(struct inode *in)
 	free(in);
 }
 
-struct inode *inode_get(struct vfs *v, uint64_t ino, int *err)
+/* Find ino in the table, or add it with md (read from the metadata when
+ * md is NULL). Returns it pinned. */
+static struct inode *inode_lookup_or_add(struct vfs *v, uint64_t ino,
+					 const struct meta_inode *md, int *err)
 {
 	struct inode *in, *other;
 	int ret;
@@ -108,11 +113,15 @@ struct inode *inode_get(struct vfs *v, uint64_t ino, int *err)
 		*err = -ENOMEM;
 		return NULL;
 	}
-	ret = meta_get_inode(v->meta, ino, &in->md);
-	if (ret < 0) {
-		free(in);
-		*err = ret;
-		return NULL;
+	if (md) {
+		in->md = *md;
+	} else {
+		ret = meta_get_inode(v->meta, ino, &in->md);
+		if (ret < 0) {
+			free(in);
+			*err = ret;
+			return NULL;
+		}
 	}
 	in->ino = ino;
 	in->committed_size = in->md.size;
@@ -133,6 +142,16 @@ struct inode *inode_get(struct vfs *v, uint64_t ino, int *err)
 	v->itable[ibucket(v, ino)] = in;
 	pthread_mutex_unlock(&v->itable_lock);
 	return in;
+}
+
+struct inode *inode_get(struct vfs *v, uint64_t ino, int *err)
+{
+	return inode_lookup_or_add(v, ino, NULL, err);
+}
+
+struct inode *inode_get_new(struct vfs *v, const struct meta_inode *md, int *err)
+{
+	return inode_lookup_or_add(v, md->ino, md, err);
 }
 
 void inode_ref_lookup(struct vfs *v, struct inode *in)
@@ -409,8 +428,20 @@ static int pending_add(struct vfs *v, struct inode *in, uint64_t idx,
 	return 0;
 }
 
+/* Length of buf[0..n) without its trailing zeros, a word at a time. */
 static size_t trimmed_len(const unsigned char *buf, size_t n)
 {
+	while (n > 0 && (n & 7))
+		if (buf[--n])
+			return n + 1;
+	while (n >= 8) {
+		uint64_t w;
+
+		memcpy(&w, buf + n - 8, 8);
+		if (w)
+			break;
+		n -= 8;
+	}
 	while (n > 0 && buf[n - 1] == 0)
 		n--;
 	return n;
@@ -422,7 +453,7 @@ static void seal_run(void *arg)
 	struct vfs *v = job->v;
 	struct inode *in = job->in;
 	struct dblock *db = job->db;
-	size_t len = trimmed_len(db->buf, v->bsize);
+	size_t len = trimmed_len(db->buf, db->hi);
 	struct bs_hash h;
 	uint32_t stored = 0;
 	int created = 0, ret = 0;
@@ -442,7 +473,7 @@ static void seal_run(void *arg)
 			strerror(-ret));
 		if (!in->err)
 			in->err = ret;
-		db->state = DB_DIRTY;	/* keep the data; a later flush retries */
+		db->state = DB_DIRTY;	/* keep the data; a later commit retries */
 	} else {
 		dblock_unlink(in, db);
 		free(db->buf);
@@ -450,6 +481,18 @@ static void seal_run(void *arg)
 		budget_release(v, v->bsize);
 	}
 	in->sealing--;
+	/* a close asked for a commit once its blocks are sealed; never wait
+	 * for other seals here (a worker must not wait on the queue it
+	 * serves), and never commit around unsealed data (a torn file) */
+	if (in->commit_wanted && in->sealing == 0 && in->loading == 0 && !in->dirty) {
+		int cret;
+
+		in->commit_wanted = 0;
+		cret = inode_commit_locked(v, in, 0);
+		if (cret < 0)
+			log_err("inode %llu: commit after close failed: %s",
+				(unsigned long long)in->ino, strerror(-cret));
+	}
 	pthread_cond_broadcast(&in->cond);
 	pthread_mutex_unlock(&in->lock);
 	pthread_mutex_lock(&v->dirty_lock);
@@ -634,7 +677,7 @@ static int dblock_get_locked(struct vfs *v, struct inode *in, uint64_t idx,
 	}
 	db = calloc(1, sizeof(*db));
 	if (db)
-		db->buf = whole ? malloc(v->bsize) : calloc(1, v->bsize);
+		db->buf = malloc(v->bsize);	/* past hi: garbage, read as zeros */
 	if (!db || !db->buf) {
 		free(db);
 		budget_release(v, v->bsize);
@@ -652,6 +695,7 @@ static int dblock_get_locked(struct vfs *v, struct inode *in, uint64_t idx,
 		size_t n = (size_t)MIN((uint64_t)v->bsize, in->md.size - idx * v->bsize);
 
 		ret = read_stored_locked(v, in, idx, db->buf, 0, n);
+		db->hi = n;
 	}
 	db->state = DB_DIRTY;
 	in->loading--;
@@ -812,7 +856,7 @@ int inode_truncate_locked(struct vfs *v, struct inode *in, uint64_t size)
 			ret = dblock_get_locked(v, in, cut, 0, &db);
 			if (ret < 0)
 				return ret;
-			memset(db->buf + tail, 0, v->bsize - tail);
+			db->hi = MIN(db->hi, tail);
 		}
 	}
 	meta_lock(v->meta);
@@ -961,7 +1005,9 @@ static int read_block_segs_locked(struct vfs *v, struct inode *in, uint64_t idx,
 
 		if (!copy)
 			return -ENOMEM;
-		memcpy(copy, db->buf + boff, n);
+		have = db->hi > boff ? MIN(db->hi - boff, n) : 0;
+		memcpy(copy, db->buf + boff, have);
+		memset(copy + have, 0, n - have);
 		ret = seg_add(segs, nseg, cap, copy, n, NULL, copy);
 		if (ret < 0)
 			free(copy);
@@ -1094,7 +1140,10 @@ ssize_t vfs_write(struct vfs *v, struct vfs_file *f, const void *buf,
 		ret = dblock_get_locked(v, in, idx, n == v->bsize, &db);
 		if (ret < 0)
 			break;
+		if (boff > db->hi)
+			memset(db->buf + db->hi, 0, boff - db->hi);
 		memcpy(db->buf + boff, src + done, n);
+		db->hi = MAX(db->hi, boff + n);
 		done += n;
 		meta_lock(v->meta);
 		if (pos + n > in->md.size)
@@ -1120,14 +1169,24 @@ ssize_t vfs_write(struct vfs *v, struct vfs_file *f, const void *buf,
 	return done > 0 ? (ssize_t)done : ret;
 }
 
-int vfs_flush(struct vfs *v, struct vfs_file *f)
+/*
+ * A release: a commit point that does not wait for the disk. If blocks are
+ * still being sealed, the seal worker that finishes the last one commits;
+ * otherwise commit now (one metadata write). Errors met so far are
+ * reported here; later ones at the next fsync, close or in the log.
+ */
+static int commit_soon_locked(struct vfs *v, struct inode *in)
 {
-	int ret;
+	int err = in->err;
 
-	pthread_mutex_lock(&f->in->lock);
-	ret = inode_commit_locked(v, f->in, 0);
-	pthread_mutex_unlock(&f->in->lock);
-	return ret;
+	in->err = 0;
+	seal_all_locked(v, in);
+	if (in->sealing > 0 || in->loading > 0) {
+		in->commit_wanted = 1;
+		return err;
+	}
+	in->commit_wanted = 0;
+	return err ? err : inode_commit_locked(v, in, 0);
 }
 
 int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync)
@@ -1192,7 +1251,8 @@ int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
 		} else {
 			ret = dblock_get_locked(v, in, idx, 0, &db);
 			if (ret == 0)
-				memset(db->buf + boff, 0, n);
+				if (boff < db->hi)
+					memset(db->buf + boff, 0, MIN(n, db->hi - boff));
 		}
 		off += n;
 	}
@@ -1210,9 +1270,15 @@ void vfs_release(struct vfs *v, struct vfs_file *f)
 {
 	struct inode *in = f->in;
 
+	int err;
+
 	pthread_mutex_lock(&in->lock);
-	inode_commit_locked(v, in, 0);
+	err = commit_soon_locked(v, in);
 	pthread_mutex_unlock(&in->lock);
+	if (err < 0)
+		log_err("inode %llu: data written through a file now closed could "
+			"not be stored: %s (kept in memory; retried at the next "
+			"commit)", (unsigned long long)in->ino, strerror(-err));
 	pthread_mutex_lock(&v->itable_lock);
 	in->opens--;
 	inode_maybe_evict(v, in);
@@ -1296,7 +1362,7 @@ int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
 	if (v->opt.dirty_max < 4 * (size_t)v->bsize)
 		v->opt.dirty_max = 4 * (size_t)v->bsize;
 	snprintf(path, sizeof(path), "%s/blocks", opt->state_dir);
-	ret = bs_local_open(&be, path, errmsg);
+	ret = bs_local_open(&be, path, SMALL_OBJECT_MAX, errmsg);
 	if (ret < 0)
 		goto fail;
 	bo.block_size = v->bsize;

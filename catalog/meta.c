@@ -170,12 +170,14 @@ static void encode_super(const struct meta_super *s, unsigned char *p)
 	memcpy(p + 24, s->fsid, 16);
 }
 
-#define COUNTERS_LEN 80
+/* the counters record: the fields of struct meta_counters, in order */
+#define NCOUNTERS (sizeof(struct meta_counters) / sizeof(uint64_t))
+#define COUNTERS_LEN (8 * NCOUNTERS)
 static void encode_counters(const struct meta_counters *c, unsigned char *p)
 {
 	const uint64_t *v = &c->files;
 
-	for (int i = 0; i < 10; i++)
+	for (size_t i = 0; i < NCOUNTERS; i++)
 		put_be64(p + 8 * i, v[i]);
 }
 
@@ -183,7 +185,7 @@ static void decode_counters(const unsigned char *p, struct meta_counters *c)
 {
 	uint64_t *v = &c->files;
 
-	for (int i = 0; i < 10; i++)
+	for (size_t i = 0; i < NCOUNTERS; i++)
 		v[i] = get_be64(p + 8 * i);
 }
 
@@ -580,7 +582,7 @@ int meta_txn_set_block(struct meta_txn *t, uint64_t ino, uint64_t idx,
 		r = txn_ref(t, h);
 		if (!r)
 			goto fail;
-		if (r->count == 0) {
+		if (r->count == 0 && r->orig == 0) {	/* new to the store */
 			r->raw = raw;
 			r->stored = stored;
 		}

@@ -157,7 +157,7 @@ out:
 	inode_put(v, dir);
 	if (err < 0)
 		return err;
-	in = inode_get(v, md.ino, &err);
+	in = inode_get_new(v, &md, &err);
 	if (!in)
 		return err;
 	stat_and_ref(v, in, st);

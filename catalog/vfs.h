@@ -119,13 +119,13 @@ ssize_t vfs_read_segs(struct vfs *v, struct vfs_file *f, size_t size,
 void vfs_read_release(struct vfs *v, struct vfs_seg *segs, int nseg);
 ssize_t vfs_write(struct vfs *v, struct vfs_file *f, const void *buf,
 		  size_t size, uint64_t off);
-int vfs_flush(struct vfs *v, struct vfs_file *f);
 int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync);
 int vfs_fsyncdir(struct vfs *v);
 #define VFS_FALLOC_KEEP_SIZE 1
 #define VFS_FALLOC_PUNCH_HOLE 2
 int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
 		  uint64_t len);
+/* The last close of f: commit (without waiting for the disk) and free f. */
 void vfs_release(struct vfs *v, struct vfs_file *f);
 
 #endif

@@ -13,7 +13,9 @@ enum dblock_state { DB_DIRTY, DB_SEALING, DB_LOADING };
 struct dblock {
 	struct dblock *next;
 	uint64_t idx;
-	unsigned char *buf;		/* block_size bytes; zero past EOF */
+	unsigned char *buf;		/* block_size bytes */
+	size_t hi;			/* bytes at and past hi read as zero
+					 * (in memory they are garbage) */
 	int state;
 };
 
@@ -48,6 +50,7 @@ struct inode {
 	size_t npend, cappend;
 	int err;			/* sticky async error, reported once */
 	int meta_dirty;			/* md changed without a commit */
+	int commit_wanted;		/* commit when the last seal is done */
 	uint64_t last_read_idx;
 };
 
@@ -83,6 +86,8 @@ struct vfs_file {
 
 /* inode.c */
 struct inode *inode_get(struct vfs *v, uint64_t ino, int *err);
+/* The same for an inode just committed by the caller: no metadata read. */
+struct inode *inode_get_new(struct vfs *v, const struct meta_inode *md, int *err);
 void inode_put(struct vfs *v, struct inode *in);
 void inode_ref_lookup(struct vfs *v, struct inode *in);
 void inode_fill_stat(struct vfs *v, const struct meta_inode *md, struct stat *st);

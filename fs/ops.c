@@ -11,6 +11,12 @@
  * this mount, and the kernel invalidates what its own requests change.
  * Directory listings are cached (cache_readdir) for the same reason. File
  * pages are kept across opens (keep_cache); control files use direct I/O.
+ *
+ * There is no flush handler: the kernel then stops sending FLUSH, and
+ * close(2) costs no round trip. The commit point of a close is RELEASE,
+ * which the kernel sends after the last close of an open file; errors are
+ * reported by fsync(2) (as on most Linux filesystems, where a write error
+ * meets the application at fsync, not at close).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -410,12 +416,6 @@ static void lfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)n);
 }
 
-static void lfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	fuse_reply_err(req, is_ctl_fh(fi) ? 0 : -vfs_flush(fsd_of(req)->vfs, vfs_fh(fi)));
-}
-
 static void lfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -627,7 +627,6 @@ const struct fuse_lowlevel_ops lfs_ops = {
 	.create = lfs_create,
 	.read = lfs_read,
 	.write = lfs_write,
-	.flush = lfs_flush,
 	.release = lfs_release,
 	.fsync = lfs_fsync,
 	.fallocate = lfs_fallocate,

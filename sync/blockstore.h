@@ -39,8 +39,10 @@ struct bs_backend {
 	void *ctx;
 };
 
-/* The local directory backend: DIR/ab/<64 hex>. */
-int bs_local_open(struct bs_backend *be, const char *dir, char **errmsg);
+/* The local directory backend: DIR/ab/<64 hex>; objects of at most
+ * small_max bytes in a LevelDB at DIR/small (0: every object a file). */
+int bs_local_open(struct bs_backend *be, const char *dir, size_t small_max,
+		  char **errmsg);
 
 /* A block buffer held by the plaintext cache; read-only while referenced. */
 struct bs_buf {

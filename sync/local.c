@@ -12,6 +12,14 @@
  * their writeback as soon as they are written (sync_file_range), so the
  * disk works while later blocks are hashed and the final sync is short.
  *
+ * Small objects (at most small_max bytes, typically the one block of a
+ * small file) go into a LevelDB instance at DIR/small instead: creating an
+ * inode per 4 KiB file costs the host filesystem far more than a LevelDB
+ * put, and a tree of small files (a git checkout, a CSV export per day) is
+ * exactly what a lake receives. LevelDB appends each put to its log with
+ * write(2), so a put survives the daemon being killed, and the syncfs of
+ * sync() makes it durable like the files.
+ *
  * Objects are immutable: a put of an existing name rewrites identical bytes.
  * The backend does not interpret the bytes; hashing and compression live in
  * blockstore.c.
@@ -19,6 +27,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <leveldb/c.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +45,31 @@ struct local_store {
 	char *dir;
 	int dirfd;
 	atomic_ulong seq;
+	size_t small_max;
+	leveldb_t *small;		/* NULL when small_max is 0 */
+	leveldb_options_t *sopts;
+	leveldb_readoptions_t *sro;
+	leveldb_writeoptions_t *swo;
 };
+
+/* 1 and the value, 0 if absent, -EIO on a LevelDB error */
+static int small_get(struct local_store *ls, const struct bs_hash *h,
+		     char **val, size_t *len)
+{
+	char *err = NULL;
+
+	*val = NULL;
+	if (!ls->small)
+		return 0;
+	*val = leveldb_get(ls->small, ls->sro, (const char *)h->b, BS_HASH_LEN,
+			   len, &err);
+	if (err) {
+		log_err("small block store: %s", err);
+		leveldb_free(err);
+		return -EIO;
+	}
+	return *val != NULL;
+}
 
 static void local_path(const struct bs_hash *h,
 		       char *out, size_t cap)
@@ -54,6 +87,19 @@ static int local_put(void *ctx, const struct bs_hash *h, const void *data, size_
 	unsigned long seq = atomic_fetch_add(&ls->seq, 1);
 	int fd, ret;
 
+	if (ls->small && len <= ls->small_max) {
+		char *err = NULL;
+
+		leveldb_put(ls->small, ls->swo, (const char *)h->b, BS_HASH_LEN,
+			    data, len, &err);
+		if (err) {
+			ret = strstr(err, "No space") ? -ENOSPC : -EIO;
+			log_err("small block store: %s", err);
+			leveldb_free(err);
+			return ret;
+		}
+		return 0;
+	}
 	snprintf(tmp, sizeof(tmp), "tmp/%d.%lu", (int)getpid(), seq);
 	local_path(h, path, sizeof(path));
 	fd = openat(ls->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -80,8 +126,20 @@ static int local_get(void *ctx, const struct bs_hash *h, void **data, size_t *le
 	struct stat st;
 	unsigned char *buf;
 	size_t got = 0;
+	char *sval;
 	int fd, ret = 0;
 
+	ret = small_get(ls, h, &sval, len);
+	if (ret != 0) {
+		if (ret < 0)
+			return ret;
+		buf = malloc(*len ? *len : 1);
+		if (buf)
+			memcpy(buf, sval, *len);
+		leveldb_free(sval);
+		*data = buf;
+		return buf ? 0 : -ENOMEM;
+	}
 	local_path(h, path, sizeof(path));
 	fd = openat(ls->dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -117,9 +175,17 @@ out:
 static int local_has(void *ctx, const struct bs_hash *h, uint64_t *size)
 {
 	struct local_store *ls = ctx;
-	char path[80];
+	char path[80], *sval;
 	struct stat st;
+	size_t slen;
+	int ret = small_get(ls, h, &sval, &slen);
 
+	if (ret != 0) {
+		leveldb_free(sval);
+		if (ret > 0 && size)
+			*size = slen;
+		return ret;
+	}
 	local_path(h, path, sizeof(path));
 	if (fstatat(ls->dirfd, path, &st, 0) == 0) {
 		if (size)
@@ -134,6 +200,16 @@ static int local_del(void *ctx, const struct bs_hash *h)
 	struct local_store *ls = ctx;
 	char path[80];
 
+	if (ls->small) {
+		char *err = NULL;
+
+		leveldb_delete(ls->small, ls->swo, (const char *)h->b, BS_HASH_LEN, &err);
+		if (err) {
+			log_err("small block store: %s", err);
+			leveldb_free(err);
+			return -EIO;
+		}
+	}
 	local_path(h, path, sizeof(path));
 	if (unlinkat(ls->dirfd, path, 0) < 0 && errno != ENOENT)
 		return -errno;
@@ -152,6 +228,33 @@ static int local_scan(void *ctx, uint64_t before_ns,
 {
 	struct local_store *ls = ctx;
 
+	if (ls->small) {
+		/* collect first: fn may delete what the iterator walks */
+		leveldb_iterator_t *it = leveldb_create_iterator(ls->small, ls->sro);
+		struct bs_hash *hs = NULL;
+		size_t n = 0, cap = 0;
+
+		for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it);
+		     leveldb_iter_next(it)) {
+			size_t kn;
+			const char *k = leveldb_iter_key(it, &kn);
+
+			if (kn != BS_HASH_LEN)
+				continue;
+			if (n == cap) {
+				struct bs_hash *nh = realloc(hs, (cap = cap ? 2 * cap : 64) * sizeof(*nh));
+
+				if (!nh)
+					break;
+				hs = nh;
+			}
+			memcpy(hs[n++].b, k, BS_HASH_LEN);
+		}
+		leveldb_iter_destroy(it);
+		for (size_t i = 0; i < n; i++)
+			fn(arg, &hs[i]);
+		free(hs);
+	}
 	for (int i = 0; i < 256; i++) {
 		char sub[3];
 		int fd;
@@ -205,6 +308,14 @@ static void local_free(void *ctx)
 {
 	struct local_store *ls = ctx;
 
+	if (ls->small)
+		leveldb_close(ls->small);
+	if (ls->sopts)
+		leveldb_options_destroy(ls->sopts);
+	if (ls->sro)
+		leveldb_readoptions_destroy(ls->sro);
+	if (ls->swo)
+		leveldb_writeoptions_destroy(ls->swo);
 	close(ls->dirfd);
 	free(ls->dir);
 	free(ls);
@@ -241,7 +352,8 @@ static void clear_tmp(int dirfd)
 	closedir(d);
 }
 
-int bs_local_open(struct bs_backend *be, const char *dir, char **errmsg)
+int bs_local_open(struct bs_backend *be, const char *dir, size_t small_max,
+		  char **errmsg)
 {
 	struct local_store *ls = calloc(1, sizeof(*ls));
 	char msg[512];
@@ -278,6 +390,30 @@ int bs_local_open(struct bs_backend *be, const char *dir, char **errmsg)
 		}
 	}
 	clear_tmp(ls->dirfd);
+	if (small_max > 0) {
+		char path[4096], *err = NULL;
+
+		ls->small_max = small_max;
+		ls->sopts = leveldb_options_create();
+		leveldb_options_set_create_if_missing(ls->sopts, 1);
+		leveldb_options_set_compression(ls->sopts, leveldb_no_compression);
+		leveldb_options_set_write_buffer_size(ls->sopts, 8 << 20);
+		ls->sro = leveldb_readoptions_create();
+		ls->swo = leveldb_writeoptions_create();
+		snprintf(path, sizeof(path), "%s/small", dir);
+		ls->small = leveldb_open(ls->sopts, path, &err);
+		if (err) {
+			snprintf(msg, sizeof(msg), "cannot open small block store %s: %s",
+				 path, err);
+			leveldb_free(err);
+			ret = -EIO;
+			ls->dir = NULL;
+			be->ctx = NULL;
+			local_free(ls);
+			ls = NULL;
+			goto fail;
+		}
+	}
 	ls->dir = strdup(dir);
 	be->ops = &local_ops;
 	be->ctx = ls;

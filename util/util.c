@@ -121,9 +121,9 @@ int parse_size(const char *s, uint64_t *out)
 	case 't': case 'T': shift = 40; end++; break;
 	default: return -EINVAL;
 	}
-	if (*end == 'i' || *end == 'B')
-		end++;
-	if (*end == 'B')
+	if (shift && end[0] == 'i' && end[1] == 'B')
+		end += 2;
+	else if (shift && end[0] == 'B')
 		end++;
 	if (*end)
 		return -EINVAL;
@@ -146,8 +146,16 @@ int mkdir_p(const char *path, unsigned mode)
 			char c = *p;
 
 			*p = '\0';
-			if (mkdir(buf, mode) < 0 && errno != EEXIST)
-				return -errno;
+			if (mkdir(buf, mode) < 0) {
+				struct stat st;
+
+				if (errno != EEXIST)
+					return -errno;
+				if (stat(buf, &st) < 0)
+					return -errno;
+				if (!S_ISDIR(st.st_mode))
+					return -ENOTDIR;
+			}
 			if (c == '\0')
 				break;
 			*p = c;

@@ -6,8 +6,8 @@
 # to the local disk (the filesystem that holds the state directory) and to a
 # tmpfs, and the target for each figure with PASS/MISS as information. A miss
 # does not fail the run. The exit status is non-zero only when something broke:
-# a mount or unmount failed, a command timed out, or data read back from
-# lakefs did not match what was written.
+# a mount or unmount failed, a daemon crashed (also at unmount), a command
+# timed out, or data read back from lakefs did not match what was written.
 #
 # Layout (all under one work dir, default a mktemp -d under /var/tmp, so the
 # state dir and the "local disk" baseline share a filesystem):
@@ -47,7 +47,7 @@ TABLE_READY=0                 # set once print_table is defined
 # Print what was measured so far, then exit 1 (the EXIT trap cleans up).
 broke() {
 	say "ERROR: $*"
-	kernel_notes
+	declare -F kernel_notes > /dev/null && kernel_notes
 	[ "$TABLE_READY" = 1 ] && print_table "(incomplete: the run stopped at the error above)"
 	exit 1
 }

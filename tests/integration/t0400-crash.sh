@@ -7,10 +7,16 @@
 # SIGKILL, the dead mount is unmounted and the same state remounted. Every
 # acknowledged file of every round so far must be intact, every churn file
 # one complete version (lakefs commits contents only at close/fsync, so
-# never a prefix). Then a kill during a 200 MiB dd without fsync: the file
+# never a prefix). The writer gets more files than it can write before
+# the kill (LFS_CRASH_COUNT, default 1500), so the kill lands mid-write.
+# Then a kill during a 200 MiB dd without fsync: the file
 # is absent, empty, its old content or complete. Replay with
 # LFS_SEED=<seed> (printed).
 . "$(dirname "$0")/../lib.sh"
+# lib.sh's watchdog subshell leaves its `sleep` running after cleanup, and
+# that sleep holds prove's pipe open for 900 s: end it too.
+trap '_wd=$(pgrep -P "$_lfs_watchdog" 2>/dev/null); lfs_cleanup
+	[ -z "$_wd" ] || kill $_wd 2>/dev/null' EXIT
 
 CW=$TBIN/tools/crashwriter
 [ -x "$CW" ] || skip_all "crashwriter not built (run make)"
@@ -24,6 +30,7 @@ RANDOM=$SEED
 STATE=$T/state
 MNT=$T/mnt
 pids=""
+COUNT=${LFS_CRASH_COUNT:-1500}
 
 status_num() {  # status_num FIELD: a number from MNT/.lakefs/status
 	timeout 10 cat "$MNT/.lakefs/status" 2>/dev/null |
@@ -62,15 +69,19 @@ for round in 1 2 3; do
 	mkdir "$MNT/acked$round"
 	delay_ms=$((2000 + RANDOM % 3001))
 	echo "# round $round: kill after ${delay_ms} ms"
-	"$CW" write "$MNT/acked$round" 300 $((SEED + round)) \
+	"$CW" write "$MNT/acked$round" "$COUNT" $((SEED + round)) \
 		>"$T/write$round.out" 2>"$T/write$round.err" &
-	pids="$pids $!"
+	wpid=$!
+	disown $wpid
 	"$CW" churn "$MNT/churn" $((SEED + round)) \
 		>/dev/null 2>"$T/churn$round.err" &
-	pids="$pids $!"
+	pids="$wpid $!"
+	disown $!
 	dpid=$(lfs_daemon_pid "$MNT")
 	sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
 	ok $([ -n "$dpid" ] && echo 0 || echo 1) "round $round: daemon found ($dpid), writers ran ${delay_ms} ms"
+	pid_alive "$wpid" && echo "# round $round: writer still running at the kill" ||
+		echo "# round $round: writer had finished before the kill"
 	run_ok "round $round: kill -9 daemon and writers, unmount dead mount" \
 		crash "$dpid"
 	run_ok "round $round: remount the same state" remount
@@ -105,6 +116,7 @@ run_ok "an fsynced neighbour" \
 dpid=$(lfs_daemon_pid "$MNT")
 dd if="$T/big.src" of="$MNT/big" bs=1M status=none 2>/dev/null &
 ddpid=$!
+disown $ddpid
 pids=$ddpid
 # kill once dd has handed over at least 64 MiB (bounded wait)
 for _ in $(seq 1 300); do
@@ -171,5 +183,15 @@ for r in 1 2 3; do
 	run_ok "after clean remount: verify acked$r" \
 		timeout 120 "$CW" verify "$MNT/acked$r" 0
 done
+
+# Blocks sealed for contents that the crashes cut off belong to no file;
+# they must not stay behind forever. Removing everything frees every block.
+count_blocks() { find "$STATE/blocks" -mindepth 2 -type f ! -path "$STATE/blocks/tmp/*" | wc -l; }
+echo "# before rm: status blocks $(status_num blocks), block files $(count_blocks)"
+run_ok "remove every file" timeout 120 find "$MNT" -mindepth 1 -maxdepth 1 \
+	! -name .lakefs -exec rm -rf {} +
+is "$(status_num files)/$(status_num blocks)/$(status_num stored_bytes)" "0/0/0" \
+	"status after removing everything: files/blocks/stored_bytes"
 run_ok "final unmount" lfs_umount "$MNT"
+is "$(count_blocks)" 0 "no block files left under STATE/blocks after the crashes"
 done_testing
