@@ -476,7 +476,10 @@ static void seal_run(void *arg)
 		db->state = DB_DIRTY;	/* keep the data; a later commit retries */
 	} else {
 		dblock_unlink(in, db);
-		free(db->buf);
+		if (len > 0)	/* a read or a rewrite soon after is common */
+			bs_cache_give(v->bs, &h, db->buf, len, v->bsize);
+		else
+			free(db->buf);
 		free(db);
 		budget_release(v, v->bsize);
 	}

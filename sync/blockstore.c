@@ -80,9 +80,13 @@ struct blockstore {
 	pthread_key_t zkey;
 };
 
+/* Per-thread compression state and output buffer (4 KiB aligned, so that
+ * a backend may write it with O_DIRECT). */
 struct zctx {
 	ZSTD_CCtx *c;
 	ZSTD_DCtx *d;
+	void *out;
+	size_t outcap;
 };
 
 static void zctx_free(void *p)
@@ -91,6 +95,7 @@ static void zctx_free(void *p)
 
 	ZSTD_freeCCtx(z->c);
 	ZSTD_freeDCtx(z->d);
+	free(z->out);
 	free(z);
 }
 
@@ -105,7 +110,9 @@ static struct zctx *zctx_get(struct blockstore *bs)
 		return NULL;
 	z->c = ZSTD_createCCtx();
 	z->d = ZSTD_createDCtx();
-	if (!z->c || !z->d) {
+	z->outcap = ZSTD_compressBound(bs->opt.block_size);
+	if (!z->c || !z->d || posix_memalign(&z->out, 4096, z->outcap) != 0) {
+		z->out = NULL;
 		zctx_free(z);
 		return NULL;
 	}
@@ -439,34 +446,41 @@ void bs_prefetch(struct blockstore *bs, const struct bs_hash *h)
 	}
 }
 
-/* Put a copy of a just-sealed block's plaintext into the cache. */
-static void cache_insert_copy(struct blockstore *bs, const struct bs_hash *h,
-			      const void *data, size_t len)
+void bs_cache_give(struct blockstore *bs, const struct bs_hash *h, void *data,
+		   size_t len, size_t cap)
 {
 	struct centry **pp, *e;
-	unsigned char *copy;
 
-	if (bs->opt.cache_bytes < 4 * bs->opt.block_size)
-		return;
-	copy = malloc(len ? len : 1);
-	e = calloc(1, sizeof(*e));
-	if (!copy || !e) {
-		free(copy);
-		free(e);
+	if (bs->opt.cache_bytes < 4 * bs->opt.block_size || len == 0) {
+		free(data);
 		return;
 	}
-	memcpy(copy, data, len);
+	if (2 * len < cap) {	/* do not pin a big buffer for a small block */
+		void *small = malloc(len);
+
+		if (small)
+			memcpy(small, data, len);
+		free(data);
+		data = small;
+		if (!data)
+			return;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		free(data);
+		return;
+	}
 	pthread_mutex_lock(&bs->cache_lock);
 	pp = cache_find(bs, h);
 	if (*pp) {
 		pthread_mutex_unlock(&bs->cache_lock);
-		free(copy);
+		free(data);
 		free(e);
 		return;
 	}
 	e->h = *h;
 	e->state = CE_READY;
-	e->buf.data = copy;
+	e->buf.data = data;
 	e->buf.len = len;
 	*pp = e;
 	lru_push_head(bs, e);
@@ -481,8 +495,7 @@ int bs_seal(struct blockstore *bs, const void *data, size_t len,
 	    struct bs_hash *out, uint32_t *stored, int *created)
 {
 	struct zctx *zc;
-	size_t cap, zlen;
-	void *z = NULL;
+	size_t zlen;
 	uint64_t have = 0;
 	int has, ret;
 
@@ -499,28 +512,24 @@ int bs_seal(struct blockstore *bs, const void *data, size_t len,
 		return 0;
 	}
 	zc = zctx_get(bs);
-	cap = ZSTD_compressBound(len);
-	z = malloc(cap);
-	if (!zc || !z) {
+	if (!zc) {
 		ret = -ENOMEM;
 		goto fail;
 	}
-	zlen = ZSTD_compressCCtx(zc->c, z, cap, data, len, bs->opt.zstd_level);
+	zlen = ZSTD_compressCCtx(zc->c, zc->out, zc->outcap, data, len,
+				 bs->opt.zstd_level);
 	if (ZSTD_isError(zlen)) {
 		log_err("zstd: %s", ZSTD_getErrorName(zlen));
 		ret = -EIO;
 		goto fail;
 	}
-	ret = bs->be.ops->put(bs->be.ctx, out, z, zlen);
+	ret = bs->be.ops->put(bs->be.ctx, out, zc->out, zlen);
 	if (ret < 0)
 		goto fail;
-	free(z);
 	*stored = (uint32_t)zlen;
 	*created = 1;
-	cache_insert_copy(bs, out, data, len);
 	return 0;
 fail:
-	free(z);
 	bs_unpin(bs, out);
 	return ret;
 }

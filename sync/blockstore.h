@@ -86,6 +86,10 @@ void bs_unpin(struct blockstore *bs, const struct bs_hash *h);
  */
 int bs_get(struct blockstore *bs, const struct bs_hash *h, struct bs_buf **buf);
 void bs_put_buf(struct blockstore *bs, struct bs_buf *buf);
+/* Hand the plaintext of a just-sealed block to the cache, which takes
+ * ownership of data (malloc'ed, cap bytes allocated, len used). */
+void bs_cache_give(struct blockstore *bs, const struct bs_hash *h, void *data,
+		   size_t len, size_t cap);
 /* Start loading h into the cache in the background (read-ahead). */
 void bs_prefetch(struct blockstore *bs, const struct bs_hash *h);
 

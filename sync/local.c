@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <leveldb/c.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +41,14 @@
 #include "util/util.h"
 
 #define LOCAL_EARLY_WRITEBACK (128 << 10)
+#define LOCAL_DIRECT_MIN (256 << 10)	/* objects written with O_DIRECT */
+#define LOCAL_DIRECT_ALIGN 4096
 
 struct local_store {
 	char *dir;
 	int dirfd;
 	atomic_ulong seq;
+	atomic_int no_direct;		/* O_DIRECT failed once: never again */
 	size_t small_max;
 	leveldb_t *small;		/* NULL when small_max is 0 */
 	leveldb_options_t *sopts;
@@ -80,6 +84,66 @@ static void local_path(const struct bs_hash *h,
 	snprintf(out, cap, "%.2s/%s", hex, hex);
 }
 
+static int use_direct(struct local_store *ls, const void *data, size_t len)
+{
+	return len >= LOCAL_DIRECT_MIN && !atomic_load(&ls->no_direct) &&
+	       ((uintptr_t)data & (LOCAL_DIRECT_ALIGN - 1)) == 0;
+}
+
+/* Create the temporary file, with O_DIRECT when the write will use it. */
+static int open_tmp(struct local_store *ls, const char *tmp, const void *data,
+		    size_t len)
+{
+	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fd;
+
+	if (use_direct(ls, data, len)) {
+		fd = openat(ls->dirfd, tmp, flags | O_DIRECT, 0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EINVAL)
+			return -errno;
+		atomic_store(&ls->no_direct, 1);	/* tmpfs and friends */
+		log_debug("block store: O_DIRECT unsupported here; buffered writes");
+	}
+	fd = openat(ls->dirfd, tmp, flags, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * Write one object. A large object goes to the disk directly from the
+ * caller's (aligned) buffer: no copy into the page cache, and nothing left
+ * for the next sync to write but its last partial 4 KiB, which is written
+ * through the page cache after clearing O_DIRECT. Others are buffered, and
+ * large buffered ones start their writeback at once (sync_file_range), so
+ * a later sync finds little left to do.
+ */
+static int write_object(struct local_store *ls, int fd, const void *data, size_t len)
+{
+	int fl = fcntl(fd, F_GETFL);
+	size_t head;
+	int ret;
+
+	if (fl < 0 || !(fl & O_DIRECT)) {
+		ret = write_all(fd, data, len);
+		if (ret == 0 && len >= LOCAL_EARLY_WRITEBACK)
+			sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		return ret;
+	}
+	head = len & ~(size_t)(LOCAL_DIRECT_ALIGN - 1);
+	ret = write_all(fd, data, head);
+	if (ret == -EINVAL) {	/* the device wants more alignment */
+		atomic_store(&ls->no_direct, 1);
+		if (fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0)
+			return -errno;
+		return pwrite_all(fd, data, len, 0);
+	}
+	if (ret < 0 || head == len)
+		return ret;
+	if (fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0)
+		return -errno;
+	return pwrite_all(fd, (const char *)data + head, len - head, head);
+}
+
 static int local_put(void *ctx, const struct bs_hash *h, const void *data, size_t len)
 {
 	struct local_store *ls = ctx;
@@ -102,14 +166,10 @@ static int local_put(void *ctx, const struct bs_hash *h, const void *data, size_
 	}
 	snprintf(tmp, sizeof(tmp), "tmp/%d.%lu", (int)getpid(), seq);
 	local_path(h, path, sizeof(path));
-	fd = openat(ls->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open_tmp(ls, tmp, data, len);
 	if (fd < 0)
-		return -errno;
-	ret = write_all(fd, data, len);
-	/* start writeback now, so that a later sync finds little left to do
-	 * and a large sequential write overlaps its disk I/O with hashing */
-	if (ret == 0 && len >= LOCAL_EARLY_WRITEBACK)
-		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		return fd;
+	ret = write_object(ls, fd, data, len);
 	if (close(fd) < 0 && ret == 0)
 		ret = -errno;
 	if (ret == 0 && renameat(ls->dirfd, tmp, ls->dirfd, path) < 0)

@@ -37,6 +37,27 @@ case $out in *"$T/does/not/exist"*) ok 0 "that names the mount point";;
 	*) ok 1 "that names the mount point"; diag "$out";; esac
 ok $(test ! -e "$T/does" && echo 0 || echo 1) "and creates nothing there"
 
+out=$(timeout 20 "$BIN/lakefs-mount" 2>&1); rc=$?
+ok $(( rc != 0 && rc != 124 ? 0 : 1 )) "no mount point exits non-zero (rc=$rc)"
+[ -n "$out" ]; ok $? "with a message"
+
+out=$(timeout 20 "$BIN/lakefs-mount" --state /proc/no/such/state "$T/m0" 2>&1); rc=$?
+ok $(( rc != 0 && rc != 124 ? 0 : 1 )) "a state dir that cannot be created exits non-zero (rc=$rc)"
+case $out in *"/proc/no/such/state"*) ok 0 "with a message naming it";;
+	*) ok 1 "with a message naming it"; diag "$out";; esac
+grep -q " $T/m0 fuse" /proc/mounts && fusermount3 -u "$T/m0"
+
+# A regular file is not a mount point: mounting there leaves a mount whose
+# root gives EIO (the kernel takes the root's type from the mount point).
+: > "$T/afile"
+out=$(timeout 20 "$BIN/lakefs-mount" --state "$T/s2" "$T/afile" 2>&1); rc=$?
+mounted=$(grep -c " $T/afile fuse" /proc/mounts)
+[ "$mounted" -gt 0 ] && { fusermount3 -u "$T/afile" 2>/dev/null || umount -l "$T/afile"; }
+ok $(( rc != 0 && rc != 124 ? 0 : 1 )) "a regular file as mount point exits non-zero (rc=$rc)"
+is "$mounted" 0 "and mounts nothing there"
+case $out in *"$T/afile"*[Nn]"ot a directory"*) ok 0 "with a message saying it is not a directory";;
+	*) ok 1 "with a message saying it is not a directory"; diag "${out:-(no message)}";; esac
+
 # --- mount, live on return --------------------------------------------------
 t0=$(date +%s.%N)
 lfs_mount "$M" "$S"; rc=$?
@@ -76,6 +97,13 @@ EOF
 }
 out=$(check_status "state_dir:eq:$S" "files:eq:0" "dirs:ge:1"); ok $? "status of a fresh mount: keys, counts, state dir"; [ -n "$out" ] && diag "$out"
 run_fail "status is read-only" sh -c "echo x > '$M/.lakefs/status'"
+run_fail "status cannot be removed" rm -f "$M/.lakefs/status"
+run_fail "no file can be created in .lakefs" touch "$M/.lakefs/new"
+# mkdir of a name that does not exist must not say EEXIST
+out=$(mkdir "$M/.lakefs/newdir" 2>&1); rc=$?
+ok $(( rc != 0 ? 0 : 1 )) "no directory can be made in .lakefs"
+case $out in *"File exists"*) ok 1 "and the error is not EEXIST for a name that does not exist"; diag "$out";;
+	*) ok 0 "and the error is not EEXIST for a name that does not exist";; esac
 
 # --- files and directories -------------------------------------------------
 echo "hello lakefs" > "$M/hello.txt"; ok $? "write a file"
@@ -124,5 +152,54 @@ out=$(timeout 20 "$BIN/lakefs" status "$T" 2>&1); rc=$?
 ok $(( rc != 0 && rc != 124 ? 0 : 1 )) "lakefs status on a non-lakefs dir fails (rc=$rc)"
 [ -n "$out" ]; ok $? "with a message"; diag "$out"
 
-run_ok "final unmount" lfs_umount "$M"
+# --- a second daemon on the same state ------------------------------------
+mkdir -p "$T/m2"
+out=$(timeout 20 "$BIN/lakefs-mount" --state "$S" "$T/m2" 2>&1); rc=$?
+second=$(grep -c " $T/m2 fuse" /proc/mounts)
+[ "$second" -gt 0 ] && fusermount3 -u "$T/m2"
+ok $(( rc != 0 && rc != 124 ? 0 : 1 )) "a second daemon on the same state is refused (rc=$rc)"
+is "$second" 0 "and mounts nothing"
+case $out in *"$S"*) ok 0 "with a message naming the state dir";;
+	*) ok 1 "with a message naming the state dir"; diag "$out";; esac
+is "$(cat "$M/hello.txt" 2>&1)" "hello lakefs" "the first mount still works"
+
+# --- SIGTERM unmounts cleanly, flushing ------------------------------------
+head -c 2500000 /dev/urandom > "$T/term.bin"
+cp "$T/term.bin" "$M/term.bin"
+pid=$(lfs_daemon_pid "$M")
+kill -TERM "$pid"; ok $? "SIGTERM to the daemon"
+for _ in $(seq 1 300); do pid_alive "$pid" || break; sleep 0.1; done
+ok $(pid_alive "$pid" && echo 1 || echo 0) "the daemon exits within 30 s"
+grep -q " $M fuse" /proc/mounts; ok $(( $? == 0 ? 1 : 0 )) "and the mount is gone"
+run_ok "remount after SIGTERM" lfs_mount "$M" "$S"
+run_ok "the file written just before SIGTERM is intact" cmp "$T/term.bin" "$M/term.bin"
+
+# --- mount is live on return, every time -----------------------------------
+cycles_ok=0
+for i in 1 2 3 4 5; do
+	lfs_umount "$M" || break
+	lfs_mount "$M" "$S" || break
+	[ "$(ls "$M/dir/a" 2>&1)" = "$(printf 'b\nrand.bin')" ] || { diag "cycle $i: $(ls "$M/dir/a" 2>&1)"; break; }
+	cmp -s "$T/term.bin" "$M/term.bin" || { diag "cycle $i: term.bin differs"; break; }
+	cycles_ok=$i
+done
+is "$cycles_ok" 5 "5 unmount/mount cycles, each live on return with the tree intact"
+run_ok "unmount" lfs_umount "$M"
+
+# --- the mount helper, read-only -------------------------------------------
+if [ -x "$BIN/mount.fuse.lakefs" ]; then
+	_lfs_mounts="$_lfs_mounts $M"
+	run_ok "mount.fuse.lakefs STATE MNT -o ro" timeout 60 "$BIN/mount.fuse.lakefs" "$S" "$M" -o ro
+	grep " $M fuse" /proc/mounts | grep -q '[ ,]ro[, ]'; ok $? "mounted read-only"
+	is "$(cat "$M/hello.txt" 2>&1)" "hello lakefs" "reads work"
+	out=$(echo x 2>&1 > "$M/new" ); rc=$?
+	ok $(( rc != 0 ? 0 : 1 )) "writes fail"
+	case $out in *"Read-only file system"*) ok 0 "with EROFS";; *) ok 1 "with EROFS"; diag "$out";; esac
+	hpid=$(pgrep -f "mount.fuse.lakefs $S $M" | head -1)
+	run_ok "unmount the helper's mount" fusermount3 -u "$M"
+	for _ in $(seq 1 300); do pid_alive "$hpid" || break; sleep 0.1; done
+	ok $(pid_alive "$hpid" && echo 1 || echo 0) "its daemon exits"
+else
+	_tap_n=$((_tap_n + 1)); echo "ok $_tap_n # SKIP mount.fuse.lakefs not built"
+fi
 done_testing

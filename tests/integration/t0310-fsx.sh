@@ -66,6 +66,6 @@ for n in fsxfile fsxsmall fsxbig; do
 	run_ok "$n equals its reference after a remount" cmp "$M/$n" "$R/$n"
 	is "$(stat -c %s "$M/$n" 2>&1)" "$(stat -c %s "$R/$n")" "$n has the reference's size after a remount"
 done
-is "$(ls -A "$M")" "$(printf '%s\n' fsxbig fsxfile fsxsmall)" "no temporary names left on the mount"
+is "$(ls -A "$M" | grep -vx .lakefs)" "$(printf '%s\n' fsxbig fsxfile fsxsmall)" "no temporary names left on the mount"
 run_ok "final unmount" lfs_umount "$M"
 done_testing
