@@ -81,12 +81,18 @@ DEMO_STATE ?= /var/lib/lakefs/demo
 demo: deps all
 	@sh tools/demo.sh $(B)/bin $(DEMO_STATE) $(DEMO_MNT)
 
-test: deps all
-	@sh tools/check-man.sh
-	prove -f --timer $(UNIT_BIN) tests/integration/t*.sh
+# The unit tests run twice: as built, and under ASan+UBSan (in build-asan/).
+ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/unit/%)
 
-unit: all
-	prove -f $(UNIT_BIN)
+asan-unit:
+	@$(MAKE) --no-print-directory B=build-asan SANITIZE=address,undefined $(ASAN_UNIT_BIN)
+
+test: deps all asan-unit
+	@sh tools/check-man.sh
+	prove -f --timer $(UNIT_BIN) $(ASAN_UNIT_BIN) tests/integration/t*.sh
+
+unit: all asan-unit
+	prove -f $(UNIT_BIN) $(ASAN_UNIT_BIN)
 
 bench: deps all
 	@bash tests/bench/bench.sh
@@ -101,7 +107,7 @@ install: $(PROGS)
 	install -m 644 man/lakefs-mount.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
-	rm -rf $(B)
+	rm -rf $(B) build-asan
 
-.PHONY: all deps demo test unit bench install clean
+.PHONY: all deps demo test unit asan-unit bench install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -402,6 +402,7 @@ int main(int argc, char **argv)
 	struct fsd d = { 0 };
 	char state[PATH_MAX], mnt[PATH_MAX], opts[16384], fsname[2 * PATH_MAX];
 	char *errmsg = NULL;
+	struct stat mst;
 	int notify_fd = -1, ret = 1, err;
 
 	if (parse_args(argc, argv, &o) < 0)
@@ -411,9 +412,14 @@ int main(int argc, char **argv)
 			"from 64K to 16M\n");
 		return 2;
 	}
-	if (!realpath(o.mountpoint, mnt)) {
+	if (!realpath(o.mountpoint, mnt) || stat(mnt, &mst) < 0) {
 		fprintf(stderr, "lakefs-mount: mount point %s: %s\n",
 			o.mountpoint, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(mst.st_mode)) {
+		fprintf(stderr, "lakefs-mount: mount point %s: not a directory\n",
+			o.mountpoint);
 		return 1;
 	}
 	err = mkdir_p(o.state, 0700);

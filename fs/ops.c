@@ -206,7 +206,8 @@ static void lfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct vfs_ctx c = req_ctx(req);
 	struct stat st;
-	int err = is_ctl_parent(parent, name) ? -EEXIST :
+	int err = is_ctl_parent(parent, name) ?
+		  (parent == 1 ? -EEXIST : -EPERM) :
 		  vfs_mkdir(fsd_of(req)->vfs, &c, parent, name, mode, &st);
 
 	reply_entry(req, err == -ENOENT ? -EIO : err, &st);

@@ -35,7 +35,17 @@ lfs_cleanup() {
 trap 'lfs_cleanup' EXIT
 trap 'echo "# interrupted"; exit 130' INT TERM
 
-( sleep "${LFS_TEST_TIMEOUT:-900}"; echo "# watchdog: test ran over ${LFS_TEST_TIMEOUT:-900}s" >&2; kill -TERM $$ ) 2>/dev/null &
+# The watchdog's sleep must not hold the test's output open (prove would
+# wait for it), and must die with the watchdog.
+(
+	_sp=""
+	trap '[ -n "$_sp" ] && kill "$_sp" 2>/dev/null; exit 0' TERM
+	sleep "${LFS_TEST_TIMEOUT:-900}" >/dev/null 2>&1 &
+	_sp=$!
+	wait "$_sp"
+	echo "# watchdog: test ran over ${LFS_TEST_TIMEOUT:-900}s" >&2
+	kill -TERM $$
+) &
 _lfs_watchdog=$!
 
 plan()     { echo "1..$1"; }
@@ -76,7 +86,7 @@ pid_alive() {
 }
 # lfs_daemon_pid MNT: pid of the live daemon serving MNT
 lfs_daemon_pid() {
-	for _p in $(pgrep -f "lakefs-mount.* $1\$"); do
+	for _p in $(pgrep -f "(lakefs-mount|mount\.fuse\.lakefs) .*$1( |\$)"); do
 		pid_alive "$_p" && { echo "$_p"; return 0; }
 	done
 	return 1

@@ -4,7 +4,7 @@
 # disk, compared after every read; then the files must survive a remount.
 #
 # The seeds are printed. To replay a run: LFS_FSX_SEED=S prove -v this
-# script (runs use S, S+1, S+2), or run the fsx command line that a failure
+# script (runs use S, S+1, ... S+6), or run the fsx command line that a failure
 # prints. LFS_FSX_OPS overrides the long run's op count (default 100000).
 . "$(dirname "$0")/../lib.sh"
 # lib.sh's watchdog leaves its sleep holding our stdout, so prove waits for
@@ -57,15 +57,41 @@ fsx_run "fsx: $ops ops, default lengths" fsxfile "$seed" -N "$ops"
 fsx_run "fsx: 20000 ops, files up to 300000 bytes" fsxsmall $((seed + 1)) -N 20000 -l 300000
 fsx_run "fsx: 10000 ops, files up to 8 MiB, ops up to 2 MiB" fsxbig $((seed + 2)) -N 10000 -l 8m -o 2m
 
-for n in fsxfile fsxsmall fsxbig; do
+# three at once on three files: the daemon's threads and seal workers race
+pids=""
+for i in 1 2 3; do
+	( fsx_run "fsx: 5000 ops on par$i, 3 running at once" par$i $((seed + 2 + i)) -N 5000 > "$T/par$i.tap" ) &
+	pids="$pids $!"
+done
+wait $pids
+for i in 1 2 3; do
+	# fsx_run ran in a subshell: renumber its single TAP line here
+	line=$(grep -E '^(not )?ok ' "$T/par$i.tap")
+	grep -v -E '^(not )?ok ' "$T/par$i.tap"
+	case $line in ok*) ok 0 "${line#ok * - }";; *) ok 1 "${line#not ok * - }";; esac
+done
+
+names="fsxfile fsxsmall fsxbig par1 par2 par3"
+for n in $names; do
 	run_ok "$n equals its reference before unmount" cmp "$M/$n" "$R/$n"
 done
 run_ok "unmount" lfs_umount "$M"
 run_ok "remount" lfs_mount "$M" "$S"
-for n in fsxfile fsxsmall fsxbig; do
+for n in $names; do
 	run_ok "$n equals its reference after a remount" cmp "$M/$n" "$R/$n"
 	is "$(stat -c %s "$M/$n" 2>&1)" "$(stat -c %s "$R/$n")" "$n has the reference's size after a remount"
 done
-is "$(ls -A "$M" | grep -vx .lakefs)" "$(printf '%s\n' fsxbig fsxfile fsxsmall)" "no temporary names left on the mount"
+is "$(ls -A "$M" | grep -vx .lakefs)" "$(printf '%s\n' $names | LC_ALL=C sort)" "no temporary names left on the mount"
+run_ok "unmount" lfs_umount "$M"
+
+# small blocks and a small dirty limit: many block boundaries, sealing
+# under memory pressure, a block cache that keeps missing
+M=$T/mnt64k
+lfs_mount "$M" "$T/state64k" --block-size 64K -o dirty_max=1M,cache_mem=1M ||
+	{ echo "Bail out! cannot mount lakefs with 64 KiB blocks"; exit 1; }
+fsx_run "fsx: 10000 ops on 64 KiB blocks, 1 MiB dirty limit" fsx64k $((seed + 6)) -N 10000 -l 2m -o 300k
+run_ok "unmount" lfs_umount "$M"
+run_ok "remount" lfs_mount "$M" "$T/state64k"
+run_ok "fsx64k equals its reference after a remount" cmp "$M/fsx64k" "$R/fsx64k"
 run_ok "final unmount" lfs_umount "$M"
 done_testing

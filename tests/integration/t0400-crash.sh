@@ -9,9 +9,11 @@
 # one complete version (lakefs commits contents only at close/fsync, so
 # never a prefix). The writer gets more files than it can write before
 # the kill (LFS_CRASH_COUNT, default 1500), so the kill lands mid-write.
-# Then a kill during a 200 MiB dd without fsync: the file
-# is absent, empty, its old content or complete. Replay with
-# LFS_SEED=<seed> (printed).
+# Then a kill during a 200 MiB dd without fsync: the file is absent, empty,
+# its old content or complete; and a kill during a 200 MiB in-place
+# overwrite (conv=notrunc): the old content or the new, never a mix. Last,
+# status counters, a fresh write, and removing everything frees every
+# block. Replay with LFS_SEED=<seed> (printed).
 . "$(dirname "$0")/../lib.sh"
 # lib.sh's watchdog subshell leaves its `sleep` running after cleanup, and
 # that sleep holds prove's pipe open for 900 s: end it too.
@@ -99,63 +101,95 @@ for round in 1 2 3; do
 		run_ok "round $round: verify acked$r" \
 			timeout 120 "$CW" verify "$MNT/acked$r" 0
 	done
-	run_ok "round $round: verify churn files (no prefix, no mix)" \
-		timeout 120 "$CW" verify "$MNT/churn" 0
+	out=$(timeout 120 "$CW" verify "$MNT/churn" 0 2>&1)
+	ok $? "round $round: verify churn files (no prefix, no mix)"
+	echo "$out" | grep -v '^# verified' >&2
+	echo "$out" | grep '^# verified' | sed "s/^#/# round $round:/"
 done
 
 # --- kill -9 during a 200 MiB dd without fsync ---
-head -c $((200 * 1024 * 1024)) /dev/urandom >"$T/big.src"
-new_md5=$(md5sum <"$T/big.src" | cut -d' ' -f1)
-head -c $((3 * 1024 * 1024 + 17)) /dev/urandom >"$T/old.src"
-old_md5=$(md5sum <"$T/old.src" | cut -d' ' -f1)
+MiB=$((1024 * 1024))
+head -c $((200 * MiB)) /dev/urandom >"$T/big.src"
+head -c $((200 * MiB)) /dev/urandom >"$T/big2.src"
+head -c $((3 * MiB + 17)) /dev/urandom >"$T/old.src"
+md5_of() { timeout 120 md5sum <"$1" | cut -d' ' -f1; }
+old_md5=$(md5_of "$T/old.src")
+
+# dd_crash FILE SRC KILL_MIB [DD_CONV]: dd SRC over MNT/FILE without fsync
+# and kill -9 the daemon once dd has handed over KILL_MIB MiB (more than
+# the daemon keeps unsealed in memory, so blocks are already sealed).
+dd_crash() {
+	local file=$1 src=$2 kill_mib=$3 conv=${4:+conv=$4} dpid ddpid wchar=""
+	dpid=$(lfs_daemon_pid "$MNT")
+	dd if="$src" of="$MNT/$file" bs=1M $conv status=none 2>/dev/null &
+	ddpid=$!
+	disown $ddpid
+	pids=$ddpid
+	for _ in $(seq 1 400); do
+		wchar=$(sed -n 's/^wchar: //p' "/proc/$ddpid/io" 2>/dev/null)
+		[ -n "$wchar" ] && [ "$wchar" -ge $((kill_mib * MiB)) ] && break
+		pid_alive "$ddpid" || break
+		sleep 0.05
+	done
+	if pid_alive "$ddpid"; then
+		echo "# $file: dd still running at the kill (wchar ${wchar:-?})"
+	else
+		echo "# $file: dd already done before the kill (kill hits after close)"
+	fi
+	crash "$dpid"
+}
+# old_or_new FILE OLDSRC NEWSRC EMPTY_OK: FILE's content after a crash
+old_or_new() {
+	local file=$1 old new got size
+	old=$(md5_of "$2"); new=$(md5_of "$3")
+	if [ ! -e "$MNT/$file" ]; then
+		[ "$4" = yes ]; ok $? "$file is absent after the crash"
+		return
+	fi
+	got=$(md5_of "$MNT/$file")
+	size=$(stat -c %s "$MNT/$file")
+	case $got in
+	"$old") echo "# $file has its old content" ;;
+	"$new") echo "# $file is complete" ;;
+	*) [ "$size" -eq 0 ] && echo "# $file is empty" ;;
+	esac
+	if [ "$got" = "$old" ] || [ "$got" = "$new" ] ||
+		{ [ "$4" = yes ] && [ "$size" -eq 0 ]; }; then
+		ok 0 "$file is old or new content after the crash, never a mix"
+	else
+		ok 1 "$file is old or new content after the crash, never a mix"
+		diag "$file: size $size md5 $got (old $old, new $new)"
+		cmp "$MNT/$file" "$2" 2>&1 | head -1 | sed 's/^/vs old: /' >&2
+		cmp "$MNT/$file" "$3" 2>&1 | head -1 | sed 's/^/vs new: /' >&2
+	fi
+}
+
 run_ok "write the old content of big and fsync it" \
 	timeout 60 dd if="$T/old.src" of="$MNT/big" bs=1M conv=fsync status=none
 run_ok "an fsynced neighbour" \
 	timeout 60 dd if="$T/old.src" of="$MNT/neighbour" bs=1M conv=fsync status=none
-
-dpid=$(lfs_daemon_pid "$MNT")
-dd if="$T/big.src" of="$MNT/big" bs=1M status=none 2>/dev/null &
-ddpid=$!
-disown $ddpid
-pids=$ddpid
-# kill once dd has handed over at least 64 MiB (bounded wait)
-for _ in $(seq 1 300); do
-	wchar=$(sed -n 's/^wchar: //p' "/proc/$ddpid/io" 2>/dev/null)
-	[ -n "$wchar" ] && [ "$wchar" -ge $((64 * 1024 * 1024)) ] && break
-	pid_alive "$ddpid" || break
-	sleep 0.05
-done
-if pid_alive "$ddpid"; then
-	echo "# dd still running at the kill (wchar ${wchar:-?})"
-else
-	echo "# dd already done before the kill (kill hits after close)"
-fi
-run_ok "kill -9 during the 200 MiB dd, unmount dead mount" crash "$dpid"
+run_ok "kill -9 during a 200 MiB dd (O_TRUNC), unmount dead mount" \
+	dd_crash big "$T/big.src" 64
 run_ok "remount after the dd crash" remount
+old_or_new big "$T/old.src" "$T/big.src" yes
+is "$(md5_of "$MNT/neighbour")" "$old_md5" "the fsynced neighbour is intact"
 
-if [ -e "$MNT/big" ]; then
-	got=$(timeout 120 md5sum <"$MNT/big" | cut -d' ' -f1)
-	size=$(stat -c %s "$MNT/big")
-	case $got in
-	"$old_md5") echo "# big has its old content" ;;
-	"$new_md5") echo "# big is complete" ;;
-	d41d8cd98f00b204e9800998ecf8427e) echo "# big is empty" ;;
-	esac
-	ok $([ "$got" = "$old_md5" ] || [ "$got" = "$new_md5" ] ||
-		[ "$size" -eq 0 ] && echo 0 || echo 1) \
-		"big is empty, old or complete after the crash"
-	[ "$got" = "$old_md5" ] || [ "$got" = "$new_md5" ] || [ "$size" -eq 0 ] ||
-		diag "big: size $size md5 $got (old $old_md5, new $new_md5)"
-else
-	ok 0 "big is absent after the crash"
-fi
-is "$(timeout 60 md5sum <"$MNT/neighbour" | cut -d' ' -f1)" "$old_md5" \
-	"the fsynced neighbour is intact"
+# in place: 200 MiB fsynced, overwritten with conv=notrunc, killed at 120
+# MiB: the file must be the old 200 MiB or the new, not the first blocks
+# new and the rest old
+run_ok "write 200 MiB in place and fsync it" \
+	timeout 120 dd if="$T/big.src" of="$MNT/inplace" bs=1M conv=fsync status=none
+run_ok "kill -9 during an in-place overwrite (conv=notrunc), unmount dead mount" \
+	dd_crash inplace "$T/big2.src" 120 notrunc
+run_ok "remount after the in-place crash" remount
+old_or_new inplace "$T/big.src" "$T/big2.src" no
+is "$(md5_of "$MNT/neighbour")" "$old_md5" "the fsynced neighbour is still intact"
+
 for r in 1 2 3; do
-	run_ok "after the dd crash: verify acked$r" \
+	run_ok "after the dd crashes: verify acked$r" \
 		timeout 120 "$CW" verify "$MNT/acked$r" 0
 done
-run_ok "after the dd crash: verify churn" timeout 120 "$CW" verify "$MNT/churn" 0
+run_ok "after the dd crashes: verify churn" timeout 120 "$CW" verify "$MNT/churn" 0
 
 # --- status counters and a fresh write ---
 files=$(status_num files)
@@ -163,9 +197,9 @@ blocks=$(status_num blocks)
 stored=$(status_num stored_bytes)
 logical=$(status_num logical_bytes)
 echo "# status: files=$files blocks=$blocks stored=$stored logical=$logical acked=$total_acked"
-# acked files + 3 manifests + neighbour (big and churn files may vary)
-ok $([ -n "$files" ] && [ "$files" -ge $((total_acked + 4)) ] && echo 0 || echo 1) \
-	"status files ($files) >= acknowledged files + manifests + neighbour ($((total_acked + 4)))"
+# acked files + 3 manifests + neighbour + inplace (big, churn files may vary)
+ok $([ -n "$files" ] && [ "$files" -ge $((total_acked + 5)) ] && echo 0 || echo 1) \
+	"status files ($files) >= acknowledged files + manifests + 2 ($((total_acked + 5)))"
 ok $([ -n "$blocks" ] && [ "$blocks" -gt 0 ] && [ -n "$stored" ] &&
 	[ "$stored" -gt 0 ] && [ -n "$logical" ] &&
 	[ "$logical" -ge $((3 * 1024 * 1024)) ] && echo 0 || echo 1) \
@@ -195,6 +229,7 @@ count_blocks() {
 echo "# before rm: status blocks $(status_num blocks), block files $(count_blocks)"
 run_ok "remove every file" timeout 120 find "$MNT" -mindepth 1 -maxdepth 1 \
 	! -name .lakefs -exec rm -rf {} +
+echo "# right after rm: files/blocks/stored_bytes $(status_num files)/$(status_num blocks)/$(status_num stored_bytes)"
 for _ in $(seq 1 50); do   # frees may lag the unlinks a little
 	[ "$(status_num files)/$(status_num blocks)/$(status_num stored_bytes)" = 0/0/0 ] && break
 	sleep 0.2
