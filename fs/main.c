@@ -22,6 +22,7 @@
 #include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ struct mount_opts {
 	uint64_t read_ahead;
 	int zstd_level;
 	int seal_threads;
+	int max_threads, idle_threads;
 	double entry_timeout, attr_timeout;
 	int foreground, debug;
 	int default_permissions;
@@ -148,6 +150,15 @@ static int apply_opt(struct mount_opts *o, char *opt)
 		if (parse_size(val, &n) < 0 || n < 1 || n > 64)
 			return -EINVAL;
 		o->seal_threads = (int)n;
+		return 0;
+	}
+	if ((strcmp(opt, "max_threads") == 0 || strcmp(opt, "idle_threads") == 0) && val) {
+		if (parse_size(val, &n) < 0 || n < 1 || n > 256)
+			return -EINVAL;
+		if (opt[0] == 'm')
+			o->max_threads = (int)n;
+		else
+			o->idle_threads = (int)n;
 		return 0;
 	}
 	if (strcmp(opt, "entry_timeout") == 0 && val)
@@ -391,6 +402,8 @@ int main(int argc, char **argv)
 		.read_ahead = 1 << 20,
 		.zstd_level = 3,
 		.seal_threads = 2,
+		.max_threads = 16,
+		.idle_threads = 8,
 		.entry_timeout = 10,
 		.attr_timeout = 10,
 		.default_permissions = 1,
@@ -407,6 +420,14 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
+	/*
+	 * Block buffers (1 MiB) come and go at disk speed. Served by mmap, each
+	 * one costs 256 page faults and zeroing; kept in the heap (no trimming
+	 * below 64 MiB free) they are reused. Few arenas keep that bounded.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_ARENA_MAX, 4);
 	if (!check_block_size(o.block_size)) {
 		fprintf(stderr, "lakefs-mount: block size must be a power of two "
 			"from 64K to 16M\n");
@@ -494,8 +515,8 @@ int main(int argc, char **argv)
 	if (!lc)
 		goto unmount;
 	fuse_loop_cfg_set_clone_fd(lc, 0);
-	fuse_loop_cfg_set_max_threads(lc, 16);
-	fuse_loop_cfg_set_idle_threads(lc, 8);
+	fuse_loop_cfg_set_max_threads(lc, (unsigned)o.max_threads);
+	fuse_loop_cfg_set_idle_threads(lc, (unsigned)o.idle_threads);
 	ret = fuse_session_loop_mt(se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 unmount:

@@ -99,24 +99,33 @@ static void zctx_free(void *p)
 	free(z);
 }
 
-static struct zctx *zctx_get(struct blockstore *bs)
+/* This thread's zstd state; the compression half only if compress is set
+ * (readers never pay for a compression context and its output buffer). */
+static struct zctx *zctx_get(struct blockstore *bs, int compress)
 {
 	struct zctx *z = pthread_getspecific(bs->zkey);
 
-	if (z)
-		return z;
-	z = calloc(1, sizeof(*z));
-	if (!z)
-		return NULL;
-	z->c = ZSTD_createCCtx();
-	z->d = ZSTD_createDCtx();
-	z->outcap = ZSTD_compressBound(bs->opt.block_size);
-	if (!z->c || !z->d || posix_memalign(&z->out, 4096, z->outcap) != 0) {
-		z->out = NULL;
-		zctx_free(z);
-		return NULL;
+	if (!z) {
+		z = calloc(1, sizeof(*z));
+		if (!z)
+			return NULL;
+		z->d = ZSTD_createDCtx();
+		if (!z->d) {
+			free(z);
+			return NULL;
+		}
+		pthread_setspecific(bs->zkey, z);
 	}
-	pthread_setspecific(bs->zkey, z);
+	if (compress && !z->c) {
+		z->outcap = ZSTD_compressBound(bs->opt.block_size);
+		if (posix_memalign(&z->out, 4096, z->outcap) != 0) {
+			z->out = NULL;
+			return NULL;
+		}
+		z->c = ZSTD_createCCtx();
+		if (!z->c)
+			return NULL;
+	}
 	return z;
 }
 
@@ -242,7 +251,7 @@ static int load_block(struct blockstore *bs, const struct bs_hash *h,
 	unsigned long long clen;
 	unsigned char *plain = NULL;
 	struct bs_hash got;
-	struct zctx *zc = zctx_get(bs);
+	struct zctx *zc = zctx_get(bs, 0);
 	int ret;
 
 	if (!zc)
@@ -511,7 +520,7 @@ int bs_seal(struct blockstore *bs, const void *data, size_t len,
 		*stored = (uint32_t)have;
 		return 0;
 	}
-	zc = zctx_get(bs);
+	zc = zctx_get(bs, 1);
 	if (!zc) {
 		ret = -ENOMEM;
 		goto fail;

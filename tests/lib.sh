@@ -11,12 +11,13 @@ BIN=${LFS_BIN:-$TOP/build/bin}
 TBIN=$TOP/build/tests
 export PATH="$BIN:$PATH"
 T=$(mktemp -d "${TMPDIR:-/tmp}/lakefs-test.XXXXXX")
-_lfs_mounts=""
+_lfs_mounts_file=$T/.lfs-mounts	# a file, so that subshells register too
+: > "$_lfs_mounts_file"
 _tap_n=0
 _tap_fail=0
 
 lfs_cleanup() {
-	for m in $_lfs_mounts; do
+	for m in $(cat "$_lfs_mounts_file" 2>/dev/null); do
 		if grep -q " $m fuse" /proc/mounts 2>/dev/null; then
 			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 		fi
@@ -71,11 +72,13 @@ is() {  # is GOT WANT DESCRIPTION
 done_testing() { echo "1..$_tap_n"; [ "$_tap_fail" -eq 0 ]; }
 
 # lfs_mount MNT STATE [extra lakefs-mount args...]: mount in the background
-# (lakefs-mount daemonizes and returns once the mount is live).
+# (lakefs-mount daemonizes and returns once the mount is live). The mount is
+# recorded in a file, so the EXIT trap unmounts it even when lfs_mount ran
+# in a subshell (run_ok "..." lfs_mount ...).
 lfs_mount() {
 	_m=$1; _s=$2; shift 2
 	mkdir -p "$_m"
-	_lfs_mounts="$_lfs_mounts $_m"
+	echo "$_m" >> "$_lfs_mounts_file"
 	timeout 60 "$BIN/lakefs-mount" --state "$_s" "$@" "$_m"
 }
 # pid_alive PID: running (a zombie left for a non-reaping init counts as gone)

@@ -127,7 +127,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM
-( sleep "$WATCHDOG_S"; echo "bench: watchdog: over ${WATCHDOG_S}s, stopping" >&2; kill -TERM $$ ) 2>/dev/null &
+# the watchdog's sleep must not hold our output open, and dies with it
+(
+	sp=""
+	trap '[ -n "$sp" ] && kill "$sp" 2>/dev/null; exit 0' TERM
+	sleep "$WATCHDOG_S" >/dev/null 2>&1 &
+	sp=$!
+	wait "$sp"
+	echo "bench: watchdog: over ${WATCHDOG_S}s, stopping" >&2
+	kill -TERM $$
+) &
 WATCHDOG=$!
 
 mkdir -p "$MNT" "$LOCAL" "$TMPFS" || broke "cannot create directories under $WORK"

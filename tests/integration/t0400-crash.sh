@@ -15,10 +15,6 @@
 # status counters, a fresh write, and removing everything frees every
 # block. Replay with LFS_SEED=<seed> (printed).
 . "$(dirname "$0")/../lib.sh"
-# lib.sh's watchdog subshell leaves its `sleep` running after cleanup, and
-# that sleep holds prove's pipe open for 900 s: end it too.
-trap '_wd=$(pgrep -P "$_lfs_watchdog" 2>/dev/null); lfs_cleanup
-	[ -z "$_wd" ] || kill $_wd 2>/dev/null' EXIT
 
 CW=$TBIN/tools/crashwriter
 [ -x "$CW" ] || skip_all "crashwriter not built (run make)"
@@ -63,7 +59,9 @@ remount() {
 	lfs_mount "$MNT" "$STATE" && timeout 10 stat "$MNT/.lakefs/status" >/dev/null
 }
 
-run_ok "mount a fresh state" lfs_mount "$MNT" "$STATE"
+# lfs_mount runs in this shell, not under run_ok (a subshell), so that the
+# cleanup trap knows the mount.
+lfs_mount "$MNT" "$STATE"; ok $? "mount a fresh state"
 mkdir -p "$MNT/churn"
 
 total_acked=0
@@ -86,7 +84,7 @@ for round in 1 2 3; do
 		echo "# round $round: writer had finished before the kill"
 	run_ok "round $round: kill -9 daemon and writers, unmount dead mount" \
 		crash "$dpid"
-	run_ok "round $round: remount the same state" remount
+	remount; ok $? "round $round: remount the same state"
 
 	acked=$(grep -c . "$T/write$round.out")
 	ok $([ "$acked" -gt 0 ] && echo 0 || echo 1) \
@@ -170,7 +168,7 @@ run_ok "an fsynced neighbour" \
 	timeout 60 dd if="$T/old.src" of="$MNT/neighbour" bs=1M conv=fsync status=none
 run_ok "kill -9 during a 200 MiB dd (O_TRUNC), unmount dead mount" \
 	dd_crash big "$T/big.src" 64
-run_ok "remount after the dd crash" remount
+remount; ok $? "remount after the dd crash"
 old_or_new big "$T/old.src" "$T/big.src" yes
 is "$(md5_of "$MNT/neighbour")" "$old_md5" "the fsynced neighbour is intact"
 
@@ -181,7 +179,7 @@ run_ok "write 200 MiB in place and fsync it" \
 	timeout 120 dd if="$T/big.src" of="$MNT/inplace" bs=1M conv=fsync status=none
 run_ok "kill -9 during an in-place overwrite (conv=notrunc), unmount dead mount" \
 	dd_crash inplace "$T/big2.src" 120 notrunc
-run_ok "remount after the in-place crash" remount
+remount; ok $? "remount after the in-place crash"
 old_or_new inplace "$T/big.src" "$T/big2.src" no
 is "$(md5_of "$MNT/neighbour")" "$old_md5" "the fsynced neighbour is still intact"
 
@@ -212,7 +210,7 @@ is "$(timeout 60 md5sum <"$MNT/fresh" | cut -d' ' -f1)" \
 	"$(md5sum <"$T/fresh.src" | cut -d' ' -f1)" "the fresh file reads back"
 
 run_ok "clean unmount" lfs_umount "$MNT"
-run_ok "remount after a clean unmount" remount
+remount; ok $? "remount after a clean unmount"
 for r in 1 2 3; do
 	run_ok "after clean remount: verify acked$r" \
 		timeout 120 "$CW" verify "$MNT/acked$r" 0
