@@ -706,6 +706,20 @@ out:
 	return err;
 }
 
+/* The getxattr(2)/listxattr(2) answer for val (freed here): its length
+ * when size is 0, else a copy into buf, or -ERANGE if buf is too small. */
+static ssize_t xattr_reply(void *val, size_t len, void *buf, size_t size)
+{
+	ssize_t ret = (ssize_t)len;
+
+	if (size > 0 && len > size)
+		ret = -ERANGE;
+	else if (size > 0)
+		memcpy(buf, val, len);
+	free(val);
+	return ret;
+}
+
 ssize_t vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 		     void *buf, size_t size)
 {
@@ -720,15 +734,7 @@ ssize_t vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 	err = meta_get_xattr(v->meta, ino, name, &val, &len);
 	if (err < 0)
 		return err;
-	if (size > 0) {
-		if (len > size) {
-			free(val);
-			return -ERANGE;
-		}
-		memcpy(buf, val, len);
-	}
-	free(val);
-	return (ssize_t)len;
+	return xattr_reply(val, len, buf, size);
 }
 
 ssize_t vfs_listxattr(struct vfs *v, uint64_t ino, char *buf, size_t size)
@@ -739,15 +745,7 @@ ssize_t vfs_listxattr(struct vfs *v, uint64_t ino, char *buf, size_t size)
 
 	if (err < 0)
 		return err;
-	if (size > 0) {
-		if (len > size) {
-			free(names);
-			return -ERANGE;
-		}
-		memcpy(buf, names, len);
-	}
-	free(names);
-	return (ssize_t)len;
+	return xattr_reply(names, len, buf, size);
 }
 
 int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name)

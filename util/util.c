@@ -164,12 +164,13 @@ int mkdir_p(const char *path, unsigned mode)
 	return 0;
 }
 
-int write_all(int fd, const void *buf, size_t n)
+/* Write all n bytes at off, or at the file position when off < 0. */
+static int write_loop(int fd, const void *buf, size_t n, int64_t off)
 {
 	const char *p = buf;
 
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = off < 0 ? write(fd, p, n) : pwrite(fd, p, n, (off_t)off);
 
 		if (w < 0) {
 			if (errno == EINTR)
@@ -178,27 +179,20 @@ int write_all(int fd, const void *buf, size_t n)
 		}
 		p += w;
 		n -= (size_t)w;
+		if (off >= 0)
+			off += w;
 	}
 	return 0;
 }
 
+int write_all(int fd, const void *buf, size_t n)
+{
+	return write_loop(fd, buf, n, -1);
+}
+
 int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 {
-	const char *p = buf;
-
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
+	return write_loop(fd, buf, n, (int64_t)off);
 }
 
 int fsync_dir(const char *path)
