@@ -507,9 +507,9 @@ int main(int argc, char **argv)
 	}
 	if (o.read_ahead)
 		set_read_ahead(mnt, o.read_ahead);
-	log_info("mounted %s on %s (block size %u)", state, mnt, vfs_block_size(d.vfs));
 	if (notify_fd >= 0)
-		daemonize_done(notify_fd);
+		daemonize_done(notify_fd);	/* from here on, messages go to syslog */
+	log_info("mounted %s on %s (block size %u)", state, mnt, vfs_block_size(d.vfs));
 	signal(SIGPIPE, SIG_IGN);
 	lc = fuse_loop_cfg_create();
 	if (!lc)

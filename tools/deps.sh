@@ -5,7 +5,7 @@
 set -eu
 pkgs="build-essential pkg-config libfuse3-dev fuse3 libleveldb-dev libzstd-dev
       libssl-dev libcurl4-openssl-dev libxml2-dev libsqlite3-dev sqlite3
-      rsync git perl groff-base man-db attr psmisc procps xz-utils"
+      rsync git perl python3 groff-base man-db attr psmisc procps xz-utils"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
