@@ -941,21 +941,28 @@ int vfs_create(struct vfs *v, const struct vfs_ctx *c, uint64_t parent,
 	return ret;
 }
 
-static void touch_atime(struct vfs *v, struct inode *in)
+static int ts_le(struct timespec a, struct timespec b)
+{
+	return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec <= b.tv_nsec);
+}
+
+/* relatime: after a read, move atime if it is not newer than mtime or
+ * ctime, or is a day old. 1 if it moved. in->lock held. */
+static int touch_atime_locked(struct vfs *v, struct inode *in)
 {
 	struct timespec now = now_ts();
 	struct meta_inode *md = &in->md;
+	int moved = 0;
 
-	/* relatime */
 	meta_lock(v->meta);
-	if (md->atime.tv_sec < md->mtime.tv_sec ||
-	    (md->atime.tv_sec == md->mtime.tv_sec && md->atime.tv_nsec <= md->mtime.tv_nsec) ||
-	    md->atime.tv_sec < md->ctime.tv_sec ||
+	if (ts_le(md->atime, md->mtime) || ts_le(md->atime, md->ctime) ||
 	    now.tv_sec - md->atime.tv_sec >= 24 * 3600) {
 		md->atime = now;
 		in->meta_dirty = 1;
+		moved = 1;
 	}
 	meta_unlock(v->meta);
+	return moved;
 }
 
 static void prefetch_after(struct vfs *v, struct inode *in, uint64_t idx)
@@ -1053,7 +1060,7 @@ ssize_t vfs_read_segs(struct vfs *v, struct vfs_file *f, size_t size,
 {
 	struct inode *in = f->in;
 	size_t done = 0;
-	int cap = 0, ret = 0;
+	int cap = 0, ret = 0, moved;
 
 	*segs = NULL;
 	*nseg = 0;
@@ -1081,6 +1088,7 @@ ssize_t vfs_read_segs(struct vfs *v, struct vfs_file *f, size_t size,
 			break;
 		done += n;
 	}
+	moved = ret == 0 && touch_atime_locked(v, in);
 	pthread_mutex_unlock(&in->lock);
 	if (ret < 0) {
 		/* never a short read: the kernel would take it for EOF */
@@ -1089,7 +1097,8 @@ ssize_t vfs_read_segs(struct vfs *v, struct vfs_file *f, size_t size,
 		*nseg = 0;
 		return ret;
 	}
-	touch_atime(v, in);
+	if (moved && v->attr_changed)	/* the kernel caches atime too */
+		v->attr_changed(v->attr_changed_arg, in->ino);
 	return (ssize_t)done;
 }
 
@@ -1461,6 +1470,13 @@ void vfs_dirty_stats(struct vfs *v, uint64_t *dirty_bytes, uint64_t *pending_sea
 	*dirty_bytes = v->dirty_bytes;
 	*pending_seals = v->pending_seals;
 	pthread_mutex_unlock(&v->dirty_lock);
+}
+
+void vfs_set_attr_notify(struct vfs *v, void (*fn)(void *arg, uint64_t ino),
+			 void *arg)
+{
+	v->attr_changed = fn;
+	v->attr_changed_arg = arg;
 }
 
 void vfs_set_root_extra(struct vfs *v, const char *name, uint64_t ino)

@@ -44,6 +44,10 @@ struct meta *vfs_meta(struct vfs *v);
 struct blockstore *vfs_blockstore(struct vfs *v);
 uint32_t vfs_block_size(struct vfs *v);
 void vfs_dirty_stats(struct vfs *v, uint64_t *dirty_bytes, uint64_t *pending_seals);
+/* Called (no locks held) when lakefs itself changes attributes the kernel
+ * may cache, such as atime after a read. */
+void vfs_set_attr_notify(struct vfs *v, void (*fn)(void *arg, uint64_t ino),
+			 void *arg);
 /* One extra read-only entry listed in the root directory (.lakefs). */
 void vfs_set_root_extra(struct vfs *v, const char *name, uint64_t ino);
 

@@ -75,6 +75,8 @@ struct vfs {
 	uint64_t space_free, space_checked_ns, reserve;
 
 	unsigned char *zeros;		/* block_size zero bytes, read-only */
+	void (*attr_changed)(void *arg, uint64_t ino);	/* set before use */
+	void *attr_changed_arg;
 	const char *root_extra;
 	uint64_t root_extra_ino;
 };

@@ -7,8 +7,11 @@
 
 #include "catalog/vfs.h"
 
+struct fuse_session;
+
 struct fsd {
 	struct vfs *vfs;
+	struct fuse_session *se;	/* for notifications to the kernel */
 	const char *state_dir;
 	const char *mountpoint;
 	uint64_t start_ns;	/* monotonic */

@@ -330,6 +330,15 @@ static void set_read_ahead(const char *mnt, uint64_t bytes)
 		log_debug("cannot set read-ahead (%s): %s", path, strerror(errno));
 }
 
+/* lakefs changed an inode's attributes by itself: drop the kernel's copy
+ * (offset -1: the attributes only, not the cached pages). */
+static void notify_attr(void *arg, uint64_t ino)
+{
+	struct fsd *d = arg;
+
+	fuse_lowlevel_notify_inval_inode(d->se, ino, -1, 0);
+}
+
 /* FUSE splits -o on commas; a backslash escapes one. */
 static const char *fsname_escape(const char *s, char *out, size_t cap)
 {
@@ -497,6 +506,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lakefs-mount: bad FUSE options: %s\n", opts);
 		goto out;
 	}
+	d.se = se;
+	vfs_set_attr_notify(d.vfs, notify_attr, &d);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	if (fuse_session_mount(se, mnt) != 0) {
