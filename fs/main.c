@@ -81,6 +81,8 @@ static void usage(FILE *f)
 "  read_ahead=SIZE     kernel read-ahead of the mount (default 1M, needs\n"
 "                      root; 0 keeps the kernel's default of 128K)\n"
 "  seal_threads=N      hash/compress workers (default 2)\n"
+"  max_threads=N, idle_threads=N   threads serving FUSE requests: at most N\n"
+"                      (default 16), N kept waiting (default 3)\n"
 "  entry_timeout=S, attr_timeout=S   kernel cache timeouts (default 10)\n"
 "  no_default_permissions          do not let the kernel check mode bits\n"
 "  private             when mounted by root, serve only root (by default a\n"
@@ -412,7 +414,7 @@ int main(int argc, char **argv)
 		.zstd_level = 3,
 		.seal_threads = 2,
 		.max_threads = 16,
-		.idle_threads = 8,
+		.idle_threads = 3,
 		.entry_timeout = 10,
 		.attr_timeout = 10,
 		.default_permissions = 1,
