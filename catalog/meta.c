@@ -331,7 +331,7 @@ int meta_open(struct meta **out, const char *dir, uint32_t block_size,
 	if (ret < 0)
 		goto fail;
 	m->opts = leveldb_options_create();
-	m->cache = leveldb_cache_create_lru(32 << 20);
+	m->cache = leveldb_cache_create_lru(8 << 20);
 	m->filter = leveldb_filterpolicy_create_bloom(10);
 	leveldb_options_set_create_if_missing(m->opts, 1);
 	leveldb_options_set_cache(m->opts, m->cache);

@@ -75,14 +75,14 @@ static void usage(FILE *f)
 "\n"
 "lakefs options (-o):\n"
 "  state=DIR, block_size=SIZE     as --state, --block-size\n"
-"  dirty_max=SIZE      unsealed file data kept in memory (default 64M)\n"
+"  dirty_max=SIZE      unsealed file data kept in memory (default 32M)\n"
 "  cache_mem=SIZE      plaintext block cache (default 64M)\n"
 "  zstd_level=N        compression level for new blocks, 1-19 (default 3)\n"
 "  read_ahead=SIZE     kernel read-ahead of the mount (default 1M, needs\n"
 "                      root; 0 keeps the kernel's default of 128K)\n"
 "  seal_threads=N      hash/compress workers (default 2)\n"
 "  max_threads=N, idle_threads=N   threads serving FUSE requests: at most N\n"
-"                      (default 16), N kept waiting (default 3)\n"
+"                      (default 16), N kept waiting (default 8)\n"
 "  entry_timeout=S, attr_timeout=S   kernel cache timeouts (default 10)\n"
 "  no_default_permissions          do not let the kernel check mode bits\n"
 "  private             when mounted by root, serve only root (by default a\n"
@@ -408,13 +408,13 @@ int main(int argc, char **argv)
 {
 	struct mount_opts o = {
 		.block_size = 1 << 20,
-		.dirty_max = 64 << 20,
+		.dirty_max = 32 << 20,
 		.cache_mem = 64 << 20,
 		.read_ahead = 1 << 20,
 		.zstd_level = 3,
 		.seal_threads = 2,
 		.max_threads = 16,
-		.idle_threads = 3,
+		.idle_threads = 8,
 		.entry_timeout = 10,
 		.attr_timeout = 10,
 		.default_permissions = 1,
