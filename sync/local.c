@@ -1,11 +1,11 @@
 /*
  * sync/local.c — the local directory backend of the block store.
  *
- * Layout: DIR/ab/<64 hex digits>, 256 fan-out directories made at open, and
- * DIR/tmp/ for objects being written. A put writes the whole object to a
- * unique temporary name and renames it into place, so a reader sees either
- * no object or a complete one; a crash leaves at most litter in tmp/, which
- * open clears. Puts are not fsynced one by one: sync() does one syncfs() on
+ * Layout: DIR/ab/<64 hex digits>, 256 fan-out directories made at open. A
+ * put writes the whole object to a unique temporary name (DIR/ab/.t.*) and
+ * renames it into place, so a reader sees either no object or a complete
+ * one; a crash leaves at most such litter, which the scan behind garbage
+ * collection removes (DIR/tmp/ held it in earlier versions; open clears it). Puts are not fsynced one by one: sync() does one syncfs() on
  * the directory's filesystem, which makes every put so far durable in a
  * single journal commit (what fsync of a file needs, at a fraction of the
  * cost of fsyncing each block file and its directory). Large objects start
@@ -41,6 +41,7 @@
 #include "util/util.h"
 
 #define LOCAL_EARLY_WRITEBACK (128 << 10)
+#define LOCAL_TMP_PREFIX ".t."		/* an object being written */
 #define LOCAL_DIRECT_MIN (256 << 10)	/* objects written with O_DIRECT */
 #define LOCAL_DIRECT_ALIGN 4096
 
@@ -164,8 +165,11 @@ static int local_put(void *ctx, const struct bs_hash *h, const void *data, size_
 		}
 		return 0;
 	}
-	snprintf(tmp, sizeof(tmp), "tmp/%d.%lu", (int)getpid(), seq);
+	/* the temporary name is in the object's own directory: a rename within
+	 * one directory takes no filesystem-wide rename lock */
 	local_path(h, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%.2s/" LOCAL_TMP_PREFIX "%d.%lu", path,
+		 (int)getpid(), seq);
 	fd = open_tmp(ls, tmp, data, len);
 	if (fd < 0)
 		return fd;
@@ -334,15 +338,23 @@ static int local_scan(void *ctx, uint64_t before_ns,
 			struct bs_hash h;
 			struct stat st;
 			uint64_t mt;
+			int is_tmp = strncmp(de->d_name, LOCAL_TMP_PREFIX,
+					     strlen(LOCAL_TMP_PREFIX)) == 0;
 
-			if (strlen(de->d_name) != BS_HEX_LEN ||
-			    hex_decode(de->d_name, h.b, BS_HASH_LEN) < 0)
+			/* our own temporary names may be puts in progress */
+			if (is_tmp && atoi(de->d_name + strlen(LOCAL_TMP_PREFIX)) == (int)getpid())
+				continue;
+
+			if (!is_tmp && (strlen(de->d_name) != BS_HEX_LEN ||
+					hex_decode(de->d_name, h.b, BS_HASH_LEN) < 0))
 				continue;
 			if (fstatat(fd, de->d_name, &st, 0) < 0)
 				continue;
 			mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
 			     (uint64_t)st.st_mtim.tv_nsec;
-			if (mt < before_ns)
+			if (is_tmp)	/* litter of a put cut short by a crash */
+				unlinkat(fd, de->d_name, 0);
+			else if (mt < before_ns)
 				fn(arg, &h);
 		}
 		closedir(d);
