@@ -445,8 +445,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!realpath(o.mountpoint, mnt) || stat(mnt, &mst) < 0) {
-		fprintf(stderr, "lakefs-mount: mount point %s: %s\n",
-			o.mountpoint, strerror(errno));
+		int e = errno;
+
+		fprintf(stderr, "lakefs-mount: mount point %s: %s%s\n",
+			o.mountpoint, strerror(e), e == ENOTCONN ?
+			" (a lakefs daemon died there; run fusermount3 -u on it, then mount again)" : "");
 		return 1;
 	}
 	if (!S_ISDIR(mst.st_mode)) {
