@@ -180,11 +180,68 @@ static void budget_release(struct vfs *v, size_t n)
 	pthread_mutex_unlock(&v->dirty_lock);
 }
 
-static void free_freed(struct vfs *v, struct meta_freed *fr)
+/*
+ * Blocks whose last reference a commit dropped. They are deleted only once
+ * that commit is durable: deleting a block before the metadata that stops
+ * naming it reaches the disk would, after a power failure, leave the old
+ * (perhaps fsynced) metadata pointing at nothing. So a synced commit
+ * deletes at once (with everything deferred before it); other commits
+ * defer, and a long list is flushed with one synced metadata write.
+ */
+#define DEFER_MAX 4096
+
+static void delete_blocks(struct vfs *v, struct bs_hash *h, size_t n)
 {
-	for (size_t i = 0; i < fr->n; i++)
-		bs_delete_if(v->bs, &fr->h[i], meta_block_unref, v->meta);
+	for (size_t i = 0; i < n; i++)
+		bs_delete_if(v->bs, &h[i], meta_block_unref, v->meta);
+}
+
+/* Delete every deferred block; call only after a synced metadata write. */
+static void flush_deferred(struct vfs *v)
+{
+	struct bs_hash *h;
+	size_t n;
+
+	pthread_mutex_lock(&v->defer_lock);
+	h = v->deferred;
+	n = v->ndeferred;
+	v->deferred = NULL;
+	v->ndeferred = v->capdeferred = 0;
+	pthread_mutex_unlock(&v->defer_lock);
+	delete_blocks(v, h, n);
+	free(h);
+}
+
+static void free_freed(struct vfs *v, struct meta_freed *fr, int synced)
+{
+	int full = 0;
+
+	if (fr->n == 0 && !synced)
+		return;
+	if (synced) {
+		delete_blocks(v, fr->h, fr->n);
+		meta_freed_release(fr);
+		flush_deferred(v);
+		return;
+	}
+	pthread_mutex_lock(&v->defer_lock);
+	for (size_t i = 0; i < fr->n; i++) {
+		if (v->ndeferred == v->capdeferred) {
+			size_t cap = v->capdeferred ? 2 * v->capdeferred : 256;
+			struct bs_hash *nh = realloc(v->deferred, cap * sizeof(*nh));
+
+			if (!nh)
+				break;	/* the block is litter until the next gc */
+			v->deferred = nh;
+			v->capdeferred = cap;
+		}
+		v->deferred[v->ndeferred++] = fr->h[i];
+	}
+	full = v->ndeferred >= DEFER_MAX;
+	pthread_mutex_unlock(&v->defer_lock);
 	meta_freed_release(fr);
+	if (full && meta_sync(v->meta) == 0)
+		flush_deferred(v);
 }
 
 struct blocklist {
@@ -269,7 +326,7 @@ static void inode_destroy(struct vfs *v, struct inode *in)
 		log_err("inode %llu: cannot release its blocks (%s); it stays an "
 			"orphan and is retried at the next mount",
 			(unsigned long long)in->ino, strerror(-ret));
-	free_freed(v, &freed);
+	free_freed(v, &freed, 0);
 }
 
 static void inode_maybe_evict(struct vfs *v, struct inode *in)
@@ -277,25 +334,25 @@ static void inode_maybe_evict(struct vfs *v, struct inode *in)
 	int gone;
 	uint32_t nlink;
 
-	/* called with itable_lock held; drops it */
+	/*
+	 * Called with itable_lock held; drops it. With no references left,
+	 * nobody else touches the inode, so its data fields may be read here.
+	 * A linked inode whose data could not be stored (a failed seal keeps
+	 * its block dirty; a failed commit keeps its pending list) stays in
+	 * the table: the next fsync, release or the unmount retries it.
+	 */
 	gone = in->nlookup == 0 && in->opens == 0 && in->pins == 0;
+	nlink = gone ? in->md.nlink : 1;	/* unreferenced: no one changes it */
+	if (gone && nlink > 0)
+		gone = !in->dirty && !in->npend && !in->sealing && !in->meta_dirty &&
+		       in->md.size == in->committed_size;
 	if (gone)
 		itable_remove(v, in);
 	pthread_mutex_unlock(&v->itable_lock);
 	if (!gone)
 		return;
-	meta_lock(v->meta);
-	nlink = in->md.nlink;
-	meta_unlock(v->meta);
 	if (nlink == 0)
 		inode_destroy(v, in);
-	else if (in->dirty || in->npend || in->meta_dirty) {
-		/* cannot happen through FUSE (release commits), but never lose it */
-		pthread_mutex_lock(&in->lock);
-		inode_commit_locked(v, in, 0);
-		pthread_mutex_unlock(&in->lock);
-		release_pending(v, in);
-	}
 	inode_free(in);
 }
 
@@ -522,8 +579,18 @@ static void seal_block_locked(struct vfs *v, struct inode *in, struct dblock *db
 	job->v = v;
 	job->in = in;
 	job->db = db;
-	if (workq_push(v->seal_wq, seal_run, job) < 0)
-		seal_run(job);	/* out of memory for the queue: seal inline */
+	if (workq_push(v->seal_wq, seal_run, job) < 0) {
+		/* out of memory for the queue: stay dirty, undo, retry later */
+		db->state = DB_DIRTY;
+		in->sealing--;
+		pthread_mutex_lock(&v->itable_lock);
+		in->pins--;
+		pthread_mutex_unlock(&v->itable_lock);
+		pthread_mutex_lock(&v->dirty_lock);
+		v->pending_seals--;
+		pthread_mutex_unlock(&v->dirty_lock);
+		free(job);
+	}
 }
 
 static void seal_all_locked(struct vfs *v, struct inode *in)
@@ -572,13 +639,22 @@ done:
 	free(list);
 }
 
-/* Reserve one block of dirty budget; may drop and retake in->lock. */
-static void budget_acquire_locked(struct vfs *v, struct inode *in)
+/* Reserve one block of dirty budget; may drop and retake in->lock. Fails
+ * with this inode's storing error rather than wait for memory that its own
+ * unstorable blocks hold. */
+static int budget_acquire_locked(struct vfs *v, struct inode *in)
 {
 	pthread_mutex_lock(&v->dirty_lock);
 	while (v->dirty_bytes + v->bsize > v->opt.dirty_max && v->dirty_bytes > 0) {
 		struct timespec ts;
 
+		if (in->err) {
+			int err = in->err;
+
+			pthread_mutex_unlock(&v->dirty_lock);
+			in->err = 0;
+			return err;
+		}
 		pthread_mutex_unlock(&v->dirty_lock);
 		seal_all_locked(v, in);
 		pthread_mutex_unlock(&in->lock);
@@ -599,6 +675,7 @@ static void budget_acquire_locked(struct vfs *v, struct inode *in)
 	}
 	v->dirty_bytes += v->bsize;
 	pthread_mutex_unlock(&v->dirty_lock);
+	return 0;
 }
 
 /* The committed or pending hash of block idx; 0, -ENOENT (hole) or -errno.
@@ -670,7 +747,9 @@ static int dblock_get_locked(struct vfs *v, struct inode *in, uint64_t idx,
 			*out = db;
 			return 0;
 		}
-		budget_acquire_locked(v, in);
+		ret = budget_acquire_locked(v, in);
+		if (ret < 0)
+			return ret;
 		db = dblock_find(in, idx);
 		if (db) {	/* made by another writer meanwhile */
 			budget_release(v, v->bsize);
@@ -755,8 +834,12 @@ int inode_commit_locked(struct vfs *v, struct inode *in, int sync)
 	wait_sealed_locked(in);
 	err = in->err;
 	in->err = 0;
-	if (in->dirty && !err)
-		err = -EIO;	/* could not queue a seal */
+	if (in->dirty) {
+		/* a block could not be stored: committing now would publish a
+		 * size whose bytes are not there (a torn file); keep the last
+		 * commit and report */
+		return err ? err : -EIO;
+	}
 	if (sync) {
 		ret = bs_sync(v->bs);
 		if (ret < 0) {
@@ -809,7 +892,7 @@ int inode_commit_locked(struct vfs *v, struct inode *in, int sync)
 		if (in->pend[i].raw)
 			bs_unpin(v->bs, &in->pend[i].h);
 	in->npend = 0;
-	free_freed(v, &freed);
+	free_freed(v, &freed, sync);
 	return err;
 }
 
@@ -829,6 +912,16 @@ int inode_truncate_locked(struct vfs *v, struct inode *in, uint64_t size)
 
 	seal_all_locked(v, in);
 	wait_sealed_locked(in);
+	if (size < in->md.size && tail) {
+		struct dblock *db;
+
+		/* the block the cut falls in, first: if it cannot be read,
+		 * fail before anything is dropped */
+		ret = dblock_get_locked(v, in, cut, 0, &db);
+		if (ret < 0)
+			return ret;
+		db->hi = MIN(db->hi, tail);
+	}
 	if (size < in->md.size) {
 		struct dblock **pp = &in->dirty;
 
@@ -852,14 +945,6 @@ int inode_truncate_locked(struct vfs *v, struct inode *in, uint64_t size)
 				pending_drop(v, in, p);
 			else
 				i++;
-		}
-		if (tail) {
-			struct dblock *db;
-
-			ret = dblock_get_locked(v, in, cut, 0, &db);
-			if (ret < 0)
-				return ret;
-			db->hi = MIN(db->hi, tail);
 		}
 	}
 	meta_lock(v->meta);
@@ -1189,7 +1274,7 @@ ssize_t vfs_write(struct vfs *v, struct vfs_file *f, const void *buf,
  */
 static int commit_soon_locked(struct vfs *v, struct inode *in)
 {
-	int err = in->err;
+	int err = in->err, ret;
 
 	in->err = 0;
 	seal_all_locked(v, in);
@@ -1198,7 +1283,8 @@ static int commit_soon_locked(struct vfs *v, struct inode *in)
 		return err;
 	}
 	in->commit_wanted = 0;
-	return err ? err : inode_commit_locked(v, in, 0);
+	ret = inode_commit_locked(v, in, 0);
+	return err ? err : ret;
 }
 
 int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync)
@@ -1214,7 +1300,14 @@ int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync)
 
 int vfs_fsyncdir(struct vfs *v)
 {
-	return meta_sync(v->meta);
+	/* blocks first: the metadata made durable here may name them */
+	int ret = bs_sync(v->bs);
+
+	if (ret == 0)
+		ret = meta_sync(v->meta);
+	if (ret == 0)
+		flush_deferred(v);
+	return ret;
 }
 
 int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
@@ -1328,21 +1421,18 @@ static int orphan_one(void *arg, uint64_t ino)
 	return 0;
 }
 
-struct gc_job {
-	struct vfs *v;
-	uint64_t before_ns;
-};
-
-static void gc_run(void *arg)
+/* Start-up garbage collection: blocks a crash left unreferenced. On its
+ * own thread, so that a long scan never holds a seal worker. */
+static void *gc_main(void *arg)
 {
-	struct gc_job *job = arg;
+	struct vfs *v = arg;
 	uint64_t removed = 0;
 
-	bs_gc(job->v->bs, job->before_ns, meta_block_unref, job->v->meta, &removed);
+	bs_gc(v->bs, v->gc_before_ns, meta_block_unref, v->meta, &removed);
 	if (removed)
 		log_info("removed %llu unreferenced blocks left by an earlier crash",
 			 (unsigned long long)removed);
-	free(job);
+	return NULL;
 }
 
 int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
@@ -1352,7 +1442,6 @@ int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
 	struct bs_options bo = { 0 };
 	struct statvfs sv;
 	char path[4096];
-	struct gc_job *gc;
 	struct timespec start = now_ts();
 	int ret;
 
@@ -1364,6 +1453,7 @@ int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
 	pthread_mutex_init(&v->dirty_lock, NULL);
 	pthread_cond_init(&v->dirty_cond, NULL);
 	pthread_mutex_init(&v->space_lock, NULL);
+	pthread_mutex_init(&v->defer_lock, NULL);
 	v->nbuckets = 1 << 14;
 	v->itable = xcalloc(v->nbuckets, sizeof(*v->itable));
 	ret = meta_open(&v->meta, opt->state_dir, opt->block_size, errmsg);
@@ -1399,13 +1489,10 @@ int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
 		v->reserve = MAX(4ull << 20, MIN(total / 50, 256ull << 20));
 	}
 	meta_orphans(v->meta, orphan_one, v);
-	gc = malloc(sizeof(*gc));
-	if (gc) {
-		gc->v = v;
-		gc->before_ns = (uint64_t)start.tv_sec * 1000000000ull +
-				(uint64_t)start.tv_nsec;
-		if (workq_push(v->seal_wq, gc_run, gc) < 0)
-			free(gc);
+	v->gc_before_ns = (uint64_t)start.tv_sec * 1000000000ull + (uint64_t)start.tv_nsec;
+	if (pthread_create(&v->gc_thread, NULL, gc_main, v) == 0) {
+		pthread_setname_np(v->gc_thread, "gc");
+		v->gc_started = 1;
 	}
 	*out = v;
 	return 0;
@@ -1416,18 +1503,49 @@ fail:
 
 void vfs_close_fs(struct vfs *v)
 {
+	struct inode **list = NULL;
+	size_t n = 0, cap = 0;
+
 	if (!v)
 		return;
-	/* commit whatever is still in memory (open files at a forced unmount) */
+	/*
+	 * Commit whatever is still in memory (open files at a forced unmount,
+	 * data that could not be stored before). The inodes are pinned while
+	 * we walk them, so a seal worker finishing meanwhile cannot free one.
+	 */
+	pthread_mutex_lock(&v->itable_lock);
 	for (size_t b = 0; v->itable && b < v->nbuckets; b++) {
 		for (struct inode *in = v->itable[b]; in; in = in->hnext) {
-			pthread_mutex_lock(&in->lock);
-			if (in->dirty || in->npend || in->meta_dirty ||
-			    in->md.size != in->committed_size)
-				inode_commit_locked(v, in, 0);
-			pthread_mutex_unlock(&in->lock);
+			if (n == cap) {
+				struct inode **nl = realloc(list, (cap = cap ? 2 * cap : 64) * sizeof(*nl));
+
+				if (!nl)
+					break;
+				list = nl;
+			}
+			in->pins++;
+			list[n++] = in;
 		}
 	}
+	pthread_mutex_unlock(&v->itable_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct inode *in = list[i];
+		int ret = 0;
+
+		pthread_mutex_lock(&in->lock);
+		if (in->dirty || in->npend || in->meta_dirty ||
+		    in->md.size != in->committed_size)
+			ret = inode_commit_locked(v, in, 0);
+		pthread_mutex_unlock(&in->lock);
+		if (ret < 0)
+			log_err("inode %llu: data written before the unmount could "
+				"not be stored: %s", (unsigned long long)in->ino,
+				strerror(-ret));
+		inode_put(v, in);
+	}
+	free(list);
+	if (v->gc_started)
+		pthread_join(v->gc_thread, NULL);
 	workq_free(v->seal_wq);
 	for (size_t b = 0; v->itable && b < v->nbuckets; b++) {
 		while (v->itable[b]) {
@@ -1449,11 +1567,13 @@ void vfs_close_fs(struct vfs *v)
 	}
 	if (v->bs)
 		bs_sync(v->bs);
-	bs_close(v->bs);
 	if (v->meta) {
-		meta_sync(v->meta);
-		meta_close(v->meta);
+		if (meta_sync(v->meta) == 0 && v->bs)
+			flush_deferred(v);
 	}
+	bs_close(v->bs);
+	meta_close(v->meta);
+	free(v->deferred);
 	free(v->itable);
 	free(v->zeros);
 	free(v->state_dir);

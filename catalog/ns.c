@@ -580,6 +580,7 @@ int vfs_setattr(struct vfs *v, uint64_t ino, const struct stat *a, int to_set,
 			else {
 				meta_lock(v->meta);
 				in->md.mtime = in->md.ctime = now;
+				in->meta_dirty = 1;
 				meta_unlock(v->meta);
 			}
 			pthread_mutex_unlock(&in->lock);

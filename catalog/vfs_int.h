@@ -71,6 +71,14 @@ struct vfs {
 	size_t dirty_bytes;
 	uint64_t pending_seals;
 
+	pthread_t gc_thread;		/* start-up garbage collection */
+	int gc_started;
+	uint64_t gc_before_ns;
+
+	pthread_mutex_t defer_lock;	/* freed blocks awaiting a synced commit */
+	struct bs_hash *deferred;
+	size_t ndeferred, capdeferred;
+
 	pthread_mutex_t space_lock;	/* cached free space of the state fs */
 	uint64_t space_free, space_checked_ns, reserve;
 

@@ -191,9 +191,13 @@ is "$(timeout 30 cat <&3 | md5sum | cut -d' ' -f1)" "$(md5sum <"$T/ul" | cut -d'
 exec 3<&-
 
 # --- deleting files frees their blocks ---
+# A freed block is deleted from the store once the metadata that dropped it
+# is durable: at the next fsync of a file or directory, or the unmount.
+dirsync() { python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"; }
 settle
 rm -f "$MNT/dup1" "$MNT/dup2" "$MNT/big"
 settle
+dirsync
 b0=$(status_num blocks); s0=$(status_num stored_bytes); f0=$(count_blocks)
 head -c $((9 * MiB)) /dev/urandom >"$T/r9"
 run_ok "write a 9 MiB file" timeout 60 dd if="$T/r9" of="$MNT/gone" bs=1M conv=fsync status=none
@@ -201,6 +205,7 @@ settle
 b1=$(status_num blocks); s1=$(status_num stored_bytes); f1=$(count_blocks)
 is "$((b1 - b0))/$((f1 - f0))" "9/9" "the file adds 9 blocks and 9 block files"
 rm "$MNT/gone"
+dirsync
 for _ in $(seq 1 50); do
 	[ "$(status_num blocks)" = "$b0" ] && [ "$(count_blocks)" = "$f0" ] && break
 	sleep 0.2
