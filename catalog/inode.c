@@ -196,20 +196,69 @@ static void delete_blocks(struct vfs *v, struct bs_hash *h, size_t n)
 		bs_delete_if(v->bs, &h[i], meta_block_unref, v->meta);
 }
 
-/* Delete every deferred block; call only after a synced metadata write. */
-static void flush_deferred(struct vfs *v)
-{
+struct delete_job {
+	struct vfs *v;
 	struct bs_hash *h;
 	size_t n;
+};
+
+static void delete_run(void *arg)
+{
+	struct delete_job *job = arg;
+
+	delete_blocks(job->v, job->h, job->n);
+	free(job->h);
+	free(job);
+}
+
+/*
+ * Delete every deferred block (and extra, n of them, whose array is
+ * taken); call only after a synced metadata write. The unlinks run on a
+ * worker, not on the FUSE thread whose fsync made them possible.
+ */
+static void flush_deferred_with(struct vfs *v, struct bs_hash *extra, size_t n)
+{
+	struct delete_job *job;
+	struct bs_hash *h;
+	size_t total;
 
 	pthread_mutex_lock(&v->defer_lock);
+	total = v->ndeferred + n;
 	h = v->deferred;
-	n = v->ndeferred;
+	if (n > 0) {
+		struct bs_hash *nh = realloc(h, (total ? total : 1) * sizeof(*nh));
+
+		if (nh) {
+			memcpy(nh + v->ndeferred, extra, n * sizeof(*nh));
+			h = nh;
+		} else {
+			total = v->ndeferred;	/* extra: litter for the next gc */
+		}
+	}
 	v->deferred = NULL;
 	v->ndeferred = v->capdeferred = 0;
 	pthread_mutex_unlock(&v->defer_lock);
-	delete_blocks(v, h, n);
-	free(h);
+	free(extra);
+	if (total == 0) {
+		free(h);
+		return;
+	}
+	job = malloc(sizeof(*job));
+	if (job) {
+		job->v = v;
+		job->h = h;
+		job->n = total;
+	}
+	if (!job || !v->seal_wq || workq_push(v->seal_wq, delete_run, job) < 0) {
+		delete_blocks(v, h, total);
+		free(h);
+		free(job);
+	}
+}
+
+static void flush_deferred(struct vfs *v)
+{
+	flush_deferred_with(v, NULL, 0);
 }
 
 static void free_freed(struct vfs *v, struct meta_freed *fr, int synced)
@@ -219,9 +268,9 @@ static void free_freed(struct vfs *v, struct meta_freed *fr, int synced)
 	if (fr->n == 0 && !synced)
 		return;
 	if (synced) {
-		delete_blocks(v, fr->h, fr->n);
+		flush_deferred_with(v, fr->h, fr->n);	/* takes fr->h */
+		fr->h = NULL;
 		meta_freed_release(fr);
-		flush_deferred(v);
 		return;
 	}
 	pthread_mutex_lock(&v->defer_lock);
@@ -1547,6 +1596,7 @@ void vfs_close_fs(struct vfs *v)
 	if (v->gc_started)
 		pthread_join(v->gc_thread, NULL);
 	workq_free(v->seal_wq);
+	v->seal_wq = NULL;	/* from here on, deletions run inline */
 	for (size_t b = 0; v->itable && b < v->nbuckets; b++) {
 		while (v->itable[b]) {
 			struct inode *in = v->itable[b];

@@ -193,7 +193,17 @@ exec 3<&-
 # --- deleting files frees their blocks ---
 # A freed block is deleted from the store once the metadata that dropped it
 # is durable: at the next fsync of a file or directory, or the unmount.
-dirsync() { python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"; }
+# (the unlinks then run on a worker: wait, bounded, until the count is still)
+dirsync() {
+	python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"
+	_prev=-1
+	for _ in $(seq 1 50); do
+		_now=$(count_blocks)
+		[ "$_now" = "$_prev" ] && break
+		_prev=$_now
+		sleep 0.2
+	done
+}
 settle
 rm -f "$MNT/dup1" "$MNT/dup2" "$MNT/big"
 settle
@@ -202,6 +212,7 @@ b0=$(status_num blocks); s0=$(status_num stored_bytes); f0=$(count_blocks)
 head -c $((9 * MiB)) /dev/urandom >"$T/r9"
 run_ok "write a 9 MiB file" timeout 60 dd if="$T/r9" of="$MNT/gone" bs=1M conv=fsync status=none
 settle
+dirsync
 b1=$(status_num blocks); s1=$(status_num stored_bytes); f1=$(count_blocks)
 is "$((b1 - b0))/$((f1 - f0))" "9/9" "the file adds 9 blocks and 9 block files"
 rm "$MNT/gone"
