@@ -5,9 +5,6 @@
 # shown as an indented subtest and counts as one test here; its failures
 # are repeated as diagnostics.
 . "$(dirname "$0")/../lib.sh"
-# lib.sh's watchdog leaves its sleep holding our stdout, so prove waits for
-# it after we exit; end the sleep with the test (harmless once lib.sh does).
-trap '_wd=$(pgrep -P "$_lfs_watchdog"); kill "$_lfs_watchdog" $_wd 2>/dev/null; lfs_cleanup' EXIT
 
 need_cmd fusermount3
 PC=$TBIN/posix/posix_check

@@ -7,9 +7,6 @@
 # script (runs use S, S+1, ... S+6), or run the fsx command line that a failure
 # prints. LFS_FSX_OPS overrides the long run's op count (default 100000).
 . "$(dirname "$0")/../lib.sh"
-# lib.sh's watchdog leaves its sleep holding our stdout, so prove waits for
-# it after we exit; end the sleep with the test (harmless once lib.sh does).
-trap '_wd=$(pgrep -P "$_lfs_watchdog"); kill "$_lfs_watchdog" $_wd 2>/dev/null; lfs_cleanup' EXIT
 
 need_cmd fusermount3 cmp
 FSX=$TBIN/fsx/fsx
