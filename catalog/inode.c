@@ -844,7 +844,7 @@ static int dblock_get_locked(struct vfs *v, struct inode *in, uint64_t idx,
 
 /* ---- free space ---- */
 
-static int space_check(struct vfs *v, size_t want)
+static int space_check_once(struct vfs *v, size_t want)
 {
 	uint64_t now = mono_ns(), need, dirty;
 	int ret = 0;
@@ -867,6 +867,39 @@ static int space_check(struct vfs *v, size_t want)
 		ret = -ENOSPC;
 	pthread_mutex_unlock(&v->space_lock);
 	return ret;
+}
+
+/*
+ * Room for want more bytes? When the disk is full but deleted files' blocks
+ * still wait for a synced commit (see free_freed), sync the metadata and
+ * delete them here, before answering: an rm must free space for the next
+ * write, as on any filesystem.
+ */
+static int space_check(struct vfs *v, size_t want)
+{
+	struct bs_hash *h;
+	size_t n;
+	int ret = space_check_once(v, want);
+
+	if (ret != -ENOSPC)
+		return ret;
+	pthread_mutex_lock(&v->defer_lock);
+	n = v->ndeferred;
+	pthread_mutex_unlock(&v->defer_lock);
+	if (n == 0 || meta_sync(v->meta) < 0)
+		return ret;
+	pthread_mutex_lock(&v->defer_lock);
+	h = v->deferred;
+	n = v->ndeferred;
+	v->deferred = NULL;
+	v->ndeferred = v->capdeferred = 0;
+	pthread_mutex_unlock(&v->defer_lock);
+	delete_blocks(v, h, n);		/* now, not on a worker */
+	free(h);
+	pthread_mutex_lock(&v->space_lock);
+	v->space_checked_ns = 0;	/* look again */
+	pthread_mutex_unlock(&v->space_lock);
+	return space_check_once(v, want);
 }
 
 /* ---- commit ---- */
