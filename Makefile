@@ -34,7 +34,8 @@ LIB_SRC   := util/log.c util/util.c sync/workq.c sync/local.c sync/blockstore.c 
 FS_SRC    := fs/main.c fs/ops.c fs/ctl.c
 TOOL_SRC  := tools/lakefs.c
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
-TPROG_SRC := tests/posix/posix_check.c tests/fsx/fsx.c tests/tools/crashwriter.c
+TPROG_SRC := tests/posix/posix_check.c tests/fsx/fsx.c tests/tools/crashwriter.c \
+             tests/tools/faultproxy.c
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
 FS_OBJ    := $(FS_SRC:%.c=$(B)/%.o)
