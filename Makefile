@@ -21,7 +21,8 @@ CFLAGS    += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=31
              -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
              -Wmissing-prototypes -Wvla -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation \
              -fno-strict-aliasing -pthread -I. -MMD -MP
-LDLIBS    := -lleveldb -lzstd -lcrypto -pthread
+CFLAGS    += $(shell pkg-config --cflags libxml-2.0 libcurl 2>/dev/null)
+LDLIBS    := -lleveldb -lzstd -lcurl -lxml2 -lcrypto -pthread
 FUSE_CFLAGS = $(shell pkg-config --cflags fuse3 2>/dev/null)
 FUSE_LIBS   = $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3)
 ifneq ($(SANITIZE),)
@@ -29,7 +30,7 @@ CFLAGS    += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recove
 LDFLAGS   += -fsanitize=$(SANITIZE)
 endif
 
-LIB_SRC   := util/log.c util/util.c sync/workq.c sync/local.c sync/blockstore.c \
+LIB_SRC   := util/log.c util/util.c sync/workq.c sync/local.c sync/blockstore.c sync/s3.c \
              catalog/meta.c catalog/inode.c catalog/ns.c
 FS_SRC    := fs/main.c fs/ops.c fs/ctl.c
 TOOL_SRC  := tools/lakefs.c
@@ -42,9 +43,10 @@ FS_OBJ    := $(FS_SRC:%.c=$(B)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(B)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 TPROG_BIN := $(patsubst %.c,$(B)/%,$(wildcard $(TPROG_SRC)))
+S3CHECK   := $(B)/tests/s3/s3check
 PROGS     := $(B)/bin/lakefs-mount $(B)/bin/lakefs $(B)/bin/mount.fuse.lakefs
 
-all: $(PROGS) $(UNIT_BIN) $(TPROG_BIN)
+all: $(PROGS) $(UNIT_BIN) $(TPROG_BIN) $(S3CHECK)
 
 deps:
 	@sh tools/deps.sh
@@ -72,6 +74,11 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/liblakefs.a tests/unit/tap.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/liblakefs.a $(LDLIBS)
 
+# The S3 client's test against s3rver (tests/integration/t0600-s3-client.sh).
+$(S3CHECK): tests/s3/s3check.c $(B)/liblakefs.a tests/unit/tap.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/liblakefs.a $(LDLIBS)
+
 $(B)/tests/%: tests/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lcrypto
@@ -86,7 +93,8 @@ demo: deps all
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/unit/%)
 
 asan-unit:
-	@$(MAKE) --no-print-directory B=build-asan SANITIZE=address,undefined $(ASAN_UNIT_BIN)
+	@$(MAKE) --no-print-directory B=build-asan SANITIZE=address,undefined $(ASAN_UNIT_BIN) \
+		build-asan/tests/s3/s3check
 
 test: deps all asan-unit
 	@sh tools/check-man.sh

@@ -113,4 +113,11 @@ struct s3_stats {
 };
 void s3_stats(struct s3_client *c, struct s3_stats *out);
 
+/*
+ * SigV4's URI encoding, as the client sends keys and query values: every
+ * byte but A-Z a-z 0-9 - _ . ~ (and '/' when keep_slash) as uppercase
+ * %XX. Malloc'ed; NULL when out of memory. Exposed for tests and tools.
+ */
+char *s3_uri_encode(const char *s, int keep_slash);
+
 #endif
