@@ -550,17 +550,22 @@ static uint64_t s3_rand(void)
 	return x;
 }
 
-static void backoff_sleep(const struct s3_client *c, int attempt, long *ms)
+/* Full jitter: uniform in [0, min(cap, base * 2^attempt)] ms. */
+static long backoff_ms(const struct s3_client *c, int attempt)
 {
 	uint64_t cap = (uint64_t)c->cfg.backoff_base_ms;
-	struct timespec ts;
 
 	for (int i = 0; i < attempt && cap < S3_BACKOFF_CAP_MS; i++)
 		cap *= 2;
 	cap = MIN(cap, (uint64_t)S3_BACKOFF_CAP_MS);
-	*ms = (long)(s3_rand() % (cap + 1));
-	ts.tv_sec = *ms / 1000;
-	ts.tv_nsec = (*ms % 1000) * 1000000L;
+	return (long)(s3_rand() % (cap + 1));
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (ms % 1000) * 1000000L };
+
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
@@ -736,8 +741,7 @@ static int s3_do(struct s3_client *c, struct s3_req *r, struct s3_error *e)
 		errbuf[0] = '\0';
 		ret = setup(c, h, r, url, &hdrs, errbuf);
 		if (ret) {
-			snprintf(e->msg, sizeof(e->msg), "%s %s: cannot build the request",
-				 r->op, name);
+			snprintf(e->msg, sizeof(e->msg), "cannot build the request");
 			break;
 		}
 		atomic_fetch_add(&c->requests, 1);
@@ -776,9 +780,10 @@ static int s3_do(struct s3_client *c, struct s3_req *r, struct s3_error *e)
 			break;
 		}
 		atomic_fetch_add(&c->retries, 1);
-		backoff_sleep(c, attempt, &ms);
-		log_debug("s3: %s %s: %s; retry %d of %d after %ld ms", r->op,
+		ms = backoff_ms(c, attempt);
+		log_debug("s3: %s %s: %s; retry %d of %d in %ld ms", r->op,
 			  name, e->msg, attempt + 1, tries - 1, ms);
+		sleep_ms(ms);
 		/* a failed connection may have left the handle half-used */
 		if (cc != CURLE_OK) {
 			curl_easy_cleanup(h);
@@ -1370,6 +1375,8 @@ int s3_open(struct s3_client **out, const struct s3_config *cfg, char **errmsg)
 		k->max_retries = 0;
 	if (!k->backoff_base_ms)
 		k->backoff_base_ms = 100;
+	if (k->backoff_base_ms < 0)
+		k->backoff_base_ms = 0;
 	if (!k->multipart_threshold)
 		k->multipart_threshold = (size_t)64 * MiB;
 	if (!k->part_size)
