@@ -19,7 +19,8 @@
  * partial transfers) are tried again up to max_retries times after a
  * sleep drawn uniformly from [0, min(10 s, base * 2^attempt)] ("full
  * jitter"). Other 4xx answers are final. Uploads come from the caller's
- * memory, so a retry simply rewinds the read cursor.
+ * memory, so a retry simply rewinds the read cursor. A max_retries of 0
+ * means the default (6); a negative one means no retries.
  *
  * Errors. Every call returns 0 or -errno (404 -ENOENT, 403 -EACCES, a
  * transport failure -ECONNREFUSED/-EHOSTUNREACH/-ETIMEDOUT, the rest
@@ -315,6 +316,7 @@ struct s3_req {
 	const char *ctype;		/* Content-Type or NULL */
 	int tries;			/* 0: 1 + max_retries */
 	int error_in_200;		/* a 2xx answer may be an <Error> */
+	int absent_ok;			/* a 404 is no failure (statistics) */
 	size_t cap;			/* response body cap */
 
 	/* per attempt */
@@ -548,17 +550,22 @@ static uint64_t s3_rand(void)
 	return x;
 }
 
-static void backoff_sleep(const struct s3_client *c, int attempt, long *ms)
+/* Full jitter: uniform in [0, min(cap, base * 2^attempt)] ms. */
+static long backoff_ms(const struct s3_client *c, int attempt)
 {
 	uint64_t cap = (uint64_t)c->cfg.backoff_base_ms;
-	struct timespec ts;
 
 	for (int i = 0; i < attempt && cap < S3_BACKOFF_CAP_MS; i++)
 		cap *= 2;
 	cap = MIN(cap, (uint64_t)S3_BACKOFF_CAP_MS);
-	*ms = (long)(s3_rand() % (cap + 1));
-	ts.tv_sec = *ms / 1000;
-	ts.tv_nsec = (*ms % 1000) * 1000000L;
+	return (long)(s3_rand() % (cap + 1));
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (ms % 1000) * 1000000L };
+
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
@@ -612,27 +619,41 @@ static int http_outcome(struct s3_req *r, struct s3_error *e, int *retry)
 	return r->http >= 200 && r->http <= 299 ? -EIO : http_errno(r->http);
 }
 
-/* Set every option of one attempt; 0 or -ENOMEM. */
+/* Append a header line; on failure the list is freed and *l is NULL. */
+static void hdr_add(struct curl_slist **l, const char *line)
+{
+	struct curl_slist *t;
+
+	t = curl_slist_append(*l, line);
+	if (!t) {
+		curl_slist_free_all(*l);
+		*l = NULL;
+		return;
+	}
+	*l = t;
+}
+
+/* Set every option of one attempt; 0 or -errno. */
 static int setup(struct s3_client *c, CURL *h, struct s3_req *r,
 		 const char *url, struct curl_slist **hdrs, char *errbuf)
 {
 	char sha[65], line[128];
-	struct curl_slist *l = NULL, *t;
+	struct curl_slist *l = NULL;
 
 	payload_sha256(r->body, r->send_body ? r->body_len : 0, sha);
 	if (!sha[0])
 		return -EIO;
 	snprintf(line, sizeof(line), "x-amz-content-sha256: %s", sha);
-	l = curl_slist_append(l, line);
+	hdr_add(&l, line);
 	if (l && c->token_hdr)
-		l = (t = curl_slist_append(l, c->token_hdr)) ? t : (curl_slist_free_all(l), NULL);
+		hdr_add(&l, c->token_hdr);
 	if (l && r->range) {
 		snprintf(line, sizeof(line), "Range: %s", r->range);
-		l = (t = curl_slist_append(l, line)) ? t : (curl_slist_free_all(l), NULL);
+		hdr_add(&l, line);
 	}
 	if (l && r->ctype) {
 		snprintf(line, sizeof(line), "Content-Type: %s", r->ctype);
-		l = (t = curl_slist_append(l, line)) ? t : (curl_slist_free_all(l), NULL);
+		hdr_add(&l, line);
 	}
 	if (!l)
 		return -ENOMEM;
@@ -688,6 +709,7 @@ static int setup(struct s3_client *c, CURL *h, struct s3_req *r,
 static int s3_do(struct s3_client *c, struct s3_req *r, struct s3_error *e)
 {
 	int tries = r->tries ? r->tries : 1 + c->cfg.max_retries, ret = 0;
+	int attempts = 1;
 	char errbuf[CURL_ERROR_SIZE], name[300];
 	struct s3_error scratch;
 	char *url;
@@ -719,8 +741,7 @@ static int s3_do(struct s3_client *c, struct s3_req *r, struct s3_error *e)
 		errbuf[0] = '\0';
 		ret = setup(c, h, r, url, &hdrs, errbuf);
 		if (ret) {
-			snprintf(e->msg, sizeof(e->msg), "%s %s: cannot build the request",
-				 r->op, name);
+			snprintf(e->msg, sizeof(e->msg), "cannot build the request");
 			break;
 		}
 		atomic_fetch_add(&c->requests, 1);
@@ -752,16 +773,17 @@ static int s3_do(struct s3_client *c, struct s3_req *r, struct s3_error *e)
 				snprintf(e->msg, sizeof(e->msg), "%s",
 					 errbuf[0] ? errbuf : e->code);
 			retry = curl_retryable(cc) && !r->too_big;
-			ret = r->too_big ? -EFBIG : curl_errno(h, cc);
-			if (ret == -EFBIG)
-				ret = -EIO;
+			ret = r->too_big ? -EIO : curl_errno(h, cc);
 		}
-		if (!retry || attempt + 1 >= tries)
+		if (!retry || attempt + 1 >= tries) {
+			attempts = attempt + 1;
 			break;
+		}
 		atomic_fetch_add(&c->retries, 1);
-		backoff_sleep(c, attempt, &ms);
-		log_debug("s3: %s %s: %s; retry %d of %d after %ld ms", r->op,
+		ms = backoff_ms(c, attempt);
+		log_debug("s3: %s %s: %s; retry %d of %d in %ld ms", r->op,
 			  name, e->msg, attempt + 1, tries - 1, ms);
+		sleep_ms(ms);
 		/* a failed connection may have left the handle half-used */
 		if (cc != CURLE_OK) {
 			curl_easy_cleanup(h);
@@ -781,8 +803,15 @@ static int s3_do(struct s3_client *c, struct s3_req *r, struct s3_error *e)
 		char detail[sizeof(e->msg)];
 
 		snprintf(detail, sizeof(detail), "%s", e->msg);
-		snprintf(e->msg, sizeof(e->msg), "%s %s: %s", r->op, name, detail);
-		atomic_fetch_add(&c->failures, 1);
+		if (attempts > 1)
+			snprintf(e->msg, sizeof(e->msg), "%s %s: %s (%d tries)",
+				 r->op, name, detail, attempts);
+		else
+			snprintf(e->msg, sizeof(e->msg), "%s %s: %s", r->op,
+				 name, detail);
+		/* a missing object is an answer for HEAD and DELETE */
+		if (!(ret == -ENOENT && r->absent_ok))
+			atomic_fetch_add(&c->failures, 1);
 		free(r->resp);
 		r->resp = NULL;
 		r->resp_len = 0;
@@ -1051,7 +1080,9 @@ int s3_get(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
 int s3_head(struct s3_client *c, const char *key, uint64_t *size,
 	    struct s3_error *err)
 {
-	struct s3_req r = { .op = "HEAD", .method = "HEAD", .key = key };
+	struct s3_req r = {
+		.op = "HEAD", .method = "HEAD", .key = key, .absent_ok = 1,
+	};
 	int ret = check_key(c, "HEAD", key, err);
 
 	if (ret)
@@ -1072,7 +1103,9 @@ int s3_head(struct s3_client *c, const char *key, uint64_t *size,
 
 int s3_delete(struct s3_client *c, const char *key, struct s3_error *err)
 {
-	struct s3_req r = { .op = "DELETE", .method = "DELETE", .key = key };
+	struct s3_req r = {
+		.op = "DELETE", .method = "DELETE", .key = key, .absent_ok = 1,
+	};
 	int ret = check_key(c, "DELETE", key, err);
 
 	if (ret)
@@ -1085,6 +1118,16 @@ int s3_delete(struct s3_client *c, const char *key, struct s3_error *err)
 		ret = 0;
 	}
 	return ret;
+}
+
+/* Is the bucket's key k under the configured prefix (and not it)? */
+static int under_prefix(const struct s3_client *c, const char *k)
+{
+	size_t n = strlen(c->cfg.prefix);
+
+	if (!n)
+		return *k != '\0';
+	return strncmp(k, c->cfg.prefix, n) == 0 && k[n] == '/' && k[n + 1];
 }
 
 /*
@@ -1151,8 +1194,7 @@ static int list_page(struct s3_client *c, const char *full_prefix,
 					 "LIST s3://%s/%s: an entry without a key or size",
 					 c->cfg.bucket, full_prefix);
 			}
-		} else if (strlen(k) > plen && strncmp(k, c->cfg.prefix, plen - !!plen) == 0 &&
-			   (!plen || k[plen - 1] == '/')) {
+		} else if (under_prefix(c, k)) {
 			ret = fn(arg, k + plen, size);
 		}
 		free(k);
@@ -1242,6 +1284,14 @@ static void s3_global_init(void)
 	xmlInitParser();
 }
 
+static int has_ctl(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 static char *dup_or(const char *s, const char *def)
 {
 	return strdup(s && *s ? s : def);
@@ -1294,6 +1344,14 @@ int s3_open(struct s3_client **out, const struct s3_config *cfg, char **errmsg)
 	    (cfg->secret_key && !k->secret_key) ||
 	    (cfg->session_token && *cfg->session_token && !k->session_token))
 		goto nomem;
+	if (has_ctl(k->access_key) || has_ctl(k->secret_key) ||
+	    has_ctl(k->session_token) || has_ctl(k->region) ||
+	    has_ctl(k->endpoint) || has_ctl(k->bucket)) {
+		set_errmsg(errmsg, "control characters in the S3 configuration "
+			   "(endpoint, bucket, region or credentials)");
+		ret = -EINVAL;
+		goto fail;
+	}
 	/* the prefix never starts or ends with '/' */
 	{
 		char *p = k->prefix, *e;
@@ -1317,6 +1375,8 @@ int s3_open(struct s3_client **out, const struct s3_config *cfg, char **errmsg)
 		k->max_retries = 0;
 	if (!k->backoff_base_ms)
 		k->backoff_base_ms = 100;
+	if (k->backoff_base_ms < 0)
+		k->backoff_base_ms = 0;
 	if (!k->multipart_threshold)
 		k->multipart_threshold = (size_t)64 * MiB;
 	if (!k->part_size)

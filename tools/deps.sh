@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what lakefs needs to build and test, idempotently: apt-get update at
-# most once, then apt-get install only the packages that are missing. Node.js
-# and npm come with the machine image and are never installed from Debian.
+# most once, then apt-get install only the packages that are missing, and
+# s3rver (npm) for the tests when tests/node_modules lacks it. Node.js and
+# npm come with the machine image and are never installed from Debian.
 set -eu
 pkgs="build-essential pkg-config libfuse3-dev fuse3 libleveldb-dev libzstd-dev
       libssl-dev libcurl4-openssl-dev libxml2-dev libsqlite3-dev sqlite3
@@ -11,13 +12,29 @@ for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-if [ "$(id -u)" -ne 0 ]; then
-	echo "lakefs: missing packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
-	exit 1
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "lakefs: missing packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+		exit 1
+	fi
+	echo "lakefs: installing$missing" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-echo "lakefs: installing$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+
+# s3rver, the S3 server of the S3 client's tests, from npm as pinned by
+# tests/package.json (node_modules stays out of git). Without it those
+# tests skip; a failed install does not stop the rest.
+top=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -f "$top/tests/node_modules/s3rver/bin/s3rver.js" ]; then
+	if command -v npm >/dev/null 2>&1; then
+		echo "lakefs: installing s3rver for the tests (npm install --prefix tests)" >&2
+		npm install --prefix "$top/tests" --no-audit --no-fund >/dev/null ||
+			echo "lakefs: npm install failed: the S3 tests will skip" >&2
+	else
+		echo "lakefs: npm not found: the S3 tests will skip" >&2
+	fi
+fi
+exit 0
