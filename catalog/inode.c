@@ -1549,6 +1549,13 @@ int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
 	ret = bs_local_open(&be, path, SMALL_OBJECT_MAX, errmsg);
 	if (ret < 0)
 		goto fail;
+	if (opt->wrap_store) {
+		ret = opt->wrap_store(opt->wrap_arg, &be, errmsg);
+		if (ret < 0)
+			goto fail;	/* the wrapper took be over */
+	}
+	if (opt->journal_mark)
+		meta_journal_enable(v->meta, opt->journal_mark, opt->wrap_arg);
 	bo.block_size = v->bsize;
 	bo.cache_bytes = opt->cache_bytes;
 	bo.zstd_level = opt->zstd_level;
@@ -1583,18 +1590,17 @@ fail:
 	return ret;
 }
 
-void vfs_close_fs(struct vfs *v)
+/*
+ * Commit whatever is in memory: dirty data of open files, data that could
+ * not be stored before. Used at unmount and by `lakefs sync`.
+ */
+void vfs_flush_all(struct vfs *v)
 {
 	struct inode **list = NULL;
 	size_t n = 0, cap = 0;
 
-	if (!v)
-		return;
-	/*
-	 * Commit whatever is still in memory (open files at a forced unmount,
-	 * data that could not be stored before). The inodes are pinned while
-	 * we walk them, so a seal worker finishing meanwhile cannot free one.
-	 */
+	/* the inodes are pinned while we walk them, so a seal worker
+	 * finishing meanwhile cannot free one */
 	pthread_mutex_lock(&v->itable_lock);
 	for (size_t b = 0; v->itable && b < v->nbuckets; b++) {
 		for (struct inode *in = v->itable[b]; in; in = in->hnext) {
@@ -1620,12 +1626,19 @@ void vfs_close_fs(struct vfs *v)
 			ret = inode_commit_locked(v, in, 0);
 		pthread_mutex_unlock(&in->lock);
 		if (ret < 0)
-			log_err("inode %llu: data written before the unmount could "
+			log_err("inode %llu: data written so far could "
 				"not be stored: %s", (unsigned long long)in->ino,
 				strerror(-ret));
 		inode_put(v, in);
 	}
 	free(list);
+}
+
+void vfs_close_fs(struct vfs *v)
+{
+	if (!v)
+		return;
+	vfs_flush_all(v);
 	if (v->gc_started)
 		pthread_join(v->gc_thread, NULL);
 	workq_free(v->seal_wq);

@@ -13,6 +13,15 @@
  *   X ino name                 extended attribute value
  *   L ino                      symlink target
  *   O ino                      orphan: nlink reached 0 while the file was open
+ *   J seq                      journal record (only with a bucket): the
+ *                              puts and deletes of one committed batch
+ *   j                          the last journal record's seq
+ *
+ * With a bucket, every transaction also writes its own journal record in
+ * the same batch: seq, the upload mark taken at commit (every block the
+ * batch references was queued at or before it), then the batch's
+ * operations, each 'P' klen key vlen value or 'D' klen key (lengths be32).
+ * catalog/journal.c ships the records to the bucket and trims them.
  *
  * A directory lists in cookie order; a cookie is the directory's
  * next_cookie when the entry was made, never reused, so readdir offsets
@@ -66,6 +75,9 @@ struct meta {
 	pthread_mutex_t lock;
 	struct meta_super super;	/* lock */
 	struct meta_counters cnt;	/* lock */
+	uint64_t (*jmark)(void *arg);	/* journal on; set before use */
+	void *jarg;
+	uint64_t jseq;			/* last record; lock */
 };
 
 struct ref_delta {
@@ -644,6 +656,196 @@ void meta_txn_abort(struct meta_txn *t)
 	free(t);
 }
 
+/* ---- the journal ---- */
+
+struct jbuf {
+	unsigned char *p;
+	size_t n, cap;
+	int failed;
+};
+
+static void jbuf_add(struct jbuf *b, const void *d, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->n + n > b->cap) {
+		size_t cap = MAX(b->cap * 2, b->n + n + 256);
+		unsigned char *p = realloc(b->p, cap);
+
+		if (!p) {
+			b->failed = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, d, n);
+	b->n += n;
+}
+
+static void jbuf_op(struct jbuf *b, char op, const char *k, size_t kn,
+		    const char *v, size_t vn)
+{
+	unsigned char len[4];
+
+	jbuf_add(b, &op, 1);
+	put_be32(len, (uint32_t)kn);
+	jbuf_add(b, len, 4);
+	jbuf_add(b, k, kn);
+	if (op == 'P') {
+		put_be32(len, (uint32_t)vn);
+		jbuf_add(b, len, 4);
+		jbuf_add(b, v, vn);
+	}
+}
+
+static void jbuf_put(void *arg, const char *k, size_t kn, const char *v, size_t vn)
+{
+	jbuf_op(arg, 'P', k, kn, v, vn);
+}
+
+static void jbuf_del(void *arg, const char *k, size_t kn)
+{
+	jbuf_op(arg, 'D', k, kn, NULL, 0);
+}
+
+/* Append the journal record of wb to wb itself. With the commit lock. */
+static int journal_record(struct meta *m, leveldb_writebatch_t *wb)
+{
+	struct jbuf b = { 0 };
+	unsigned char hdr[16], k[9];
+
+	put_be64(hdr, m->jseq + 1);
+	put_be64(hdr + 8, m->jmark(m->jarg));
+	jbuf_add(&b, hdr, sizeof(hdr));
+	leveldb_writebatch_iterate(wb, &b, jbuf_put, jbuf_del);
+	if (b.failed) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	k[0] = 'J';
+	put_be64(k + 1, m->jseq + 1);
+	leveldb_writebatch_put(wb, (char *)k, sizeof(k), (char *)b.p, b.n);
+	leveldb_writebatch_put(wb, "j", 1, (char *)hdr, 8);
+	free(b.p);
+	m->jseq++;
+	return 0;
+}
+
+void meta_journal_enable(struct meta *m, uint64_t (*mark)(void *arg), void *arg)
+{
+	size_t n;
+	char *err = NULL;
+	char *v = leveldb_get(m->db, m->ropts, "j", 1, &n, &err);
+
+	if (err)
+		leveldb_free(err);
+	pthread_mutex_lock(&m->lock);
+	m->jseq = v && n == 8 ? get_be64((unsigned char *)v) : 0;
+	m->jarg = arg;
+	m->jmark = mark;
+	pthread_mutex_unlock(&m->lock);
+	leveldb_free(v);
+}
+
+uint64_t meta_journal_last(struct meta *m)
+{
+	uint64_t s;
+
+	pthread_mutex_lock(&m->lock);
+	s = m->jseq;
+	pthread_mutex_unlock(&m->lock);
+	return s;
+}
+
+int meta_journal_scan(struct meta *m, uint64_t from,
+		      int (*fn)(void *arg, uint64_t seq, const void *rec, size_t len),
+		      void *arg)
+{
+	leveldb_iterator_t *it = leveldb_create_iterator(m->db, m->ropts);
+	unsigned char k[9];
+	int ret = 0;
+
+	k[0] = 'J';
+	put_be64(k + 1, from);
+	for (leveldb_iter_seek(it, (char *)k, sizeof(k));
+	     ret == 0 && leveldb_iter_valid(it); leveldb_iter_next(it)) {
+		size_t kn, vn;
+		const unsigned char *key = (const unsigned char *)leveldb_iter_key(it, &kn);
+		const char *val = leveldb_iter_value(it, &vn);
+
+		if (kn != 9 || key[0] != 'J')
+			break;
+		ret = fn(arg, get_be64(key + 1), val, vn);
+	}
+	leveldb_iter_destroy(it);
+	return ret;
+}
+
+int meta_journal_trim(struct meta *m, uint64_t upto)
+{
+	leveldb_iterator_t *it = leveldb_create_iterator(m->db, m->ropts);
+	leveldb_writebatch_t *wb = leveldb_writebatch_create();
+	char *err = NULL;
+
+	for (leveldb_iter_seek(it, "J", 1); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+		size_t kn;
+		const unsigned char *key = (const unsigned char *)leveldb_iter_key(it, &kn);
+
+		if (kn != 9 || key[0] != 'J' || get_be64(key + 1) > upto)
+			break;
+		leveldb_writebatch_delete(wb, (const char *)key, kn);
+	}
+	leveldb_iter_destroy(it);
+	leveldb_write(m->db, m->wopts, wb, &err);
+	leveldb_writebatch_destroy(wb);
+	if (err) {
+		log_err("metadata journal trim: %s", err);
+		leveldb_free(err);
+		return -EIO;
+	}
+	return 0;
+}
+
+int meta_key_is_local(const void *k, size_t kn)
+{
+	const char *c = k;
+
+	return kn == 0 || c[0] == 'J' || (kn == 1 && (c[0] == 'j' || c[0] == '!'));
+}
+
+int meta_snapshot(struct meta *m,
+		  int (*fn)(void *arg, const void *k, size_t kn, const void *v, size_t vn),
+		  void *arg, uint64_t *seq, uint64_t *mark)
+{
+	const leveldb_snapshot_t *snap;
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	leveldb_iterator_t *it;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	snap = leveldb_create_snapshot(m->db);
+	*seq = m->jseq;
+	*mark = m->jmark ? m->jmark(m->jarg) : 0;
+	pthread_mutex_unlock(&m->lock);
+	leveldb_readoptions_set_snapshot(ro, snap);
+	leveldb_readoptions_set_fill_cache(ro, 0);
+	it = leveldb_create_iterator(m->db, ro);
+	for (leveldb_iter_seek_to_first(it); ret == 0 && leveldb_iter_valid(it);
+	     leveldb_iter_next(it)) {
+		size_t kn, vn;
+		const char *k = leveldb_iter_key(it, &kn);
+		const char *v = leveldb_iter_value(it, &vn);
+
+		if (!meta_key_is_local(k, kn))
+			ret = fn(arg, k, kn, v, vn);
+	}
+	leveldb_iter_destroy(it);
+	leveldb_readoptions_destroy(ro);
+	leveldb_release_snapshot(m->db, snap);
+	return ret;
+}
+
 int meta_txn_commit(struct meta_txn *t, int sync, struct meta_freed *freed)
 {
 	struct meta *m = t->m;
@@ -691,8 +893,17 @@ int meta_txn_commit(struct meta_txn *t, int sync, struct meta_freed *freed)
 		encode_super(&s, buf);
 		leveldb_writebatch_put(t->wb, "S", 1, (char *)buf, SUPER_LEN);
 	}
+	if (m->jmark) {
+		ret = journal_record(m, t->wb);
+		if (ret < 0) {
+			m->super.next_ino = t->next_ino;
+			goto out;
+		}
+	}
 	leveldb_write(m->db, sync ? m->wopts_sync : m->wopts, t->wb, &err);
 	if (err) {
+		if (m->jmark)
+			m->jseq--;	/* the record went nowhere */
 		log_err("metadata write failed: %s", err);
 		ret = status_errno(err);
 		leveldb_free(err);
@@ -996,5 +1207,30 @@ int meta_orphans(struct meta *m, int (*fn)(void *arg, uint64_t ino), void *arg)
 	for (size_t i = 0; i < n && ret == 0; i++)
 		ret = fn(arg, inos[i]);
 	free(inos);
+	return ret;
+}
+
+int meta_refs(struct meta *m, int (*fn)(void *arg, const struct bs_hash *h,
+					 uint64_t count, uint32_t raw,
+					 uint32_t stored), void *arg)
+{
+	leveldb_iterator_t *it = leveldb_create_iterator(m->db, m->ropts);
+	int ret = 0;
+
+	for (leveldb_iter_seek(it, "R", 1); ret == 0 && leveldb_iter_valid(it);
+	     leveldb_iter_next(it)) {
+		size_t kn, vn;
+		const char *k = leveldb_iter_key(it, &kn);
+		const unsigned char *v = (const unsigned char *)leveldb_iter_value(it, &vn);
+		struct bs_hash h;
+
+		if (kn != 1 + BS_HASH_LEN || k[0] != 'R')
+			break;
+		if (vn != 16)
+			continue;
+		memcpy(h.b, k + 1, BS_HASH_LEN);
+		ret = fn(arg, &h, get_be64(v), get_be32(v + 8), get_be32(v + 12));
+	}
+	leveldb_iter_destroy(it);
 	return ret;
 }

@@ -115,6 +115,10 @@ int meta_get_xattr(struct meta *m, uint64_t ino, const char *name,
 int meta_list_xattr(struct meta *m, uint64_t ino, char **names, size_t *len);
 /* Reference count of a block (0 if unknown). */
 uint64_t meta_block_refs(struct meta *m, const struct bs_hash *h);
+/* Every referenced block, in hash order; fn returns non-zero to stop. */
+int meta_refs(struct meta *m, int (*fn)(void *arg, const struct bs_hash *h,
+					 uint64_t count, uint32_t raw,
+					 uint32_t stored), void *arg);
 /* 1 if no block key references h (for bs_delete_if/bs_gc). */
 int meta_block_unref(void *m, const struct bs_hash *h);
 
@@ -129,5 +133,28 @@ int meta_blocks(struct meta *m, uint64_t ino, uint64_t from,
 		meta_block_fn fn, void *arg);
 /* Iterate xattr names of ino (used to delete them all). */
 int meta_orphans(struct meta *m, int (*fn)(void *arg, uint64_t ino), void *arg);
+
+/*
+ * ---- the journal (catalog/journal.c ships it to the bucket) ----
+ * Once enabled, every commit also writes a record of its changes (see
+ * meta.c), stamped with mark(arg) taken at commit time.
+ */
+void meta_journal_enable(struct meta *m, uint64_t (*mark)(void *arg), void *arg);
+uint64_t meta_journal_last(struct meta *m);
+/* Records with seq >= from, in order; fn returns non-zero to stop. */
+int meta_journal_scan(struct meta *m, uint64_t from,
+		      int (*fn)(void *arg, uint64_t seq, const void *rec, size_t len),
+		      void *arg);
+/* Delete the records up to and including seq upto. */
+int meta_journal_trim(struct meta *m, uint64_t upto);
+/* 1 for keys that describe this state's shipping, not the filesystem. */
+int meta_key_is_local(const void *k, size_t kn);
+/*
+ * A consistent copy of every filesystem key, as of the last record *seq;
+ * *mark is the upload mark at that point. fn returns non-zero to stop.
+ */
+int meta_snapshot(struct meta *m,
+		  int (*fn)(void *arg, const void *k, size_t kn, const void *v, size_t vn),
+		  void *arg, uint64_t *seq, uint64_t *mark);
 
 #endif

@@ -29,6 +29,12 @@ struct vfs_options {
 	size_t cache_bytes;	/* plaintext block cache */
 	int seal_threads;
 	int zstd_level;
+	/* optional: stack a backend over the local store (the bucket); it
+	 * takes *be over, also when it fails */
+	int (*wrap_store)(void *arg, struct bs_backend *be, char **errmsg);
+	void *wrap_arg;
+	/* optional: journal every commit, stamped with journal_mark(wrap_arg) */
+	uint64_t (*journal_mark)(void *arg);
 };
 
 struct vfs_ctx {		/* the caller */
@@ -38,6 +44,8 @@ struct vfs_ctx {		/* the caller */
 };
 
 int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg);
+/* Seal and commit everything in memory (without waiting for the disk). */
+void vfs_flush_all(struct vfs *v);
 /* Seal and commit everything, then close. */
 void vfs_close_fs(struct vfs *v);
 struct meta *vfs_meta(struct vfs *v);

@@ -8,6 +8,9 @@
 #include "catalog/vfs.h"
 
 struct fuse_session;
+struct s3_client;
+struct remote;
+struct journal;
 
 struct fsd {
 	struct vfs *vfs;
@@ -18,11 +21,23 @@ struct fsd {
 	double entry_timeout, attr_timeout;
 	int acl_cache;		/* FUSE_CAP_POSIX_ACL: the kernel caches "no ACL"
 				 * and leaves the umask to us */
+	/* the bucket, when there is one */
+	struct s3_client *s3;
+	struct remote *remote;
+	struct journal *journal;
+	char store_url[1100];
+	char endpoint[1024];
+	int durability_remote;
+	uint64_t remote_timeout_ns;
 };
 
 /* fs/ctl.c: the virtual /.lakefs directory */
 #define CTL_DIR_INO 2ull
 #define CTL_STATUS_INO 3ull
+#define CTL_METRICS_INO 4ull
+#define CTL_SYNC_INO 5ull
+#define CTL_VERIFY_INO 6ull
+#define CTL_VERIFY_DEEP_INO 7ull
 #define CTL_DIR_NAME ".lakefs"
 
 int ctl_owns(uint64_t ino);

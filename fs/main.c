@@ -31,8 +31,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "catalog/journal.h"
 #include "fs/fsd.h"
 #include "fs/ops.h"
+#include "sync/remote.h"
+#include "sync/s3.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -50,6 +53,15 @@ struct mount_opts {
 	int foreground, debug;
 	int default_permissions;
 	int private_mount;	/* -o private: no allow_other for root */
+	/* the bucket */
+	char *store, *endpoint, *region, *creds;
+	int path_style;		/* -1: as recorded (default path) */
+	int insecure;
+	int durability_remote;
+	uint64_t cache_size;
+	uint64_t upload_threads;
+	uint64_t remote_timeout;	/* seconds an fsync waits for the bucket */
+	uint64_t multipart_threshold, part_size;
 	char fuse_opts[4096];	/* passed through to FUSE, comma-separated */
 };
 
@@ -67,6 +79,10 @@ static void usage(FILE *f)
 "                      root, $XDG_DATA_HOME/lakefs/default otherwise)\n"
 "  --block-size SIZE   block size of a new filesystem, a power of two from\n"
 "                      64K to 16M (default 1M); fixed once created\n"
+"  --store s3://BUCKET[/PREFIX]   mirror every block and the metadata to\n"
+"                      an S3-protocol bucket (remembered in the state\n"
+"                      directory: later mounts need not repeat it)\n"
+"  --endpoint URL      the bucket's endpoint (default: AWS for the region)\n"
 "  -f                  stay in the foreground, log to stderr\n"
 "  -d                  debug: foreground, log every FUSE request\n"
 "  -o OPT[,OPT...]     mount options (see below)\n"
@@ -88,6 +104,22 @@ static void usage(FILE *f)
 "  private             when mounted by root, serve only root (by default a\n"
 "                      root mount adds allow_other: every user may use it,\n"
 "                      subject to the mode bits)\n"
+"bucket options (-o):\n"
+"  store=URL, endpoint=URL         as --store, --endpoint\n"
+"  region=NAME         signing region (default us-east-1)\n"
+"  addressing=path|virtual         bucket in the path (default) or host name\n"
+"  creds=FILE          credentials file, mode 0600 (~/.aws/credentials form,\n"
+"                      or ACCESS:SECRET); default: AWS_ACCESS_KEY_ID and\n"
+"                      AWS_SECRET_ACCESS_KEY, then ~/.aws/credentials\n"
+"  insecure            do not verify the endpoint's TLS certificate\n"
+"  cache_size=SIZE     cap on the local block store; uploaded blocks are\n"
+"                      evicted least-recently-used (default: no cap)\n"
+"  durability=local|remote         fsync waits for the local disk (default)\n"
+"                      or also for the bucket\n"
+"  remote_timeout=S    with durability=remote, fsync gives EIO after S\n"
+"                      seconds without the bucket (default 300)\n"
+"  upload_threads=N    parallel uploads (default 8)\n"
+"  multipart_threshold=SIZE, part_size=SIZE   multipart uploads (64M, 16M)\n"
 "Other -o options (allow_other, ro, ...) are passed to FUSE; the mount\n"
 "helper drops rw, defaults, auto, noauto, nofail, _netdev, user, users.\n");
 }
@@ -179,6 +211,47 @@ static int apply_opt(struct mount_opts *o, char *opt)
 		o->default_permissions = 1;
 		return 0;
 	}
+	if ((strcmp(opt, "store") == 0 || strcmp(opt, "endpoint") == 0 ||
+	     strcmp(opt, "region") == 0 || strcmp(opt, "creds") == 0) && val) {
+		char **dst = opt[0] == 's' ? &o->store : opt[0] == 'e' ? &o->endpoint :
+			     opt[0] == 'r' ? &o->region : &o->creds;
+
+		free(*dst);
+		*dst = strdup(val);
+		return 0;
+	}
+	if (strcmp(opt, "addressing") == 0 && val) {
+		if (strcmp(val, "path") != 0 && strcmp(val, "virtual") != 0)
+			return -EINVAL;
+		o->path_style = strcmp(val, "path") == 0;
+		return 0;
+	}
+	if (strcmp(opt, "insecure") == 0 && !val) {
+		o->insecure = 1;
+		return 0;
+	}
+	if (strcmp(opt, "durability") == 0 && val) {
+		if (strcmp(val, "local") != 0 && strcmp(val, "remote") != 0)
+			return -EINVAL;
+		o->durability_remote = strcmp(val, "remote") == 0;
+		return 0;
+	}
+	if (strcmp(opt, "cache_size") == 0 && val)
+		return parse_size(val, &o->cache_size);
+	if (strcmp(opt, "multipart_threshold") == 0 && val)
+		return parse_size(val, &o->multipart_threshold);
+	if (strcmp(opt, "part_size") == 0 && val)
+		return parse_size(val, &o->part_size);
+	if ((strcmp(opt, "upload_threads") == 0 || strcmp(opt, "remote_timeout") == 0) &&
+	    val) {
+		if (parse_size(val, &n) < 0 || n < 1 || (opt[0] == 'u' && n > 64))
+			return -EINVAL;
+		if (opt[0] == 'u')
+			o->upload_threads = n;
+		else
+			o->remote_timeout = n;
+		return 0;
+	}
 	if (strcmp(opt, "fsname") == 0 || strcmp(opt, "subtype") == 0)
 		return 0;	/* we set them */
 	if (val)
@@ -227,6 +300,8 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 	static const struct option longopts[] = {
 		{ "state", required_argument, NULL, 1000 },
 		{ "block-size", required_argument, NULL, 1001 },
+		{ "store", required_argument, NULL, 1002 },
+		{ "endpoint", required_argument, NULL, 1003 },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -248,6 +323,14 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 				fprintf(stderr, "lakefs-mount: bad block size '%s'\n", optarg);
 				return -EINVAL;
 			}
+			break;
+		case 1002:
+			free(o->store);
+			o->store = strdup(optarg);
+			break;
+		case 1003:
+			free(o->endpoint);
+			o->endpoint = strdup(optarg);
 			break;
 		case 'f': o->foreground = 1; break;
 		case 'd': o->foreground = o->debug = 1; break;
@@ -360,6 +443,103 @@ static int check_block_size(uint64_t bs)
 	return bs >= (64 << 10) && bs <= (16 << 20) && (bs & (bs - 1)) == 0;
 }
 
+/* ---- the bucket ---- */
+
+struct wrap_ctx {
+	struct fsd *d;
+	struct remote_options ro;
+	const char *state;
+};
+
+static int wrap_store(void *arg, struct bs_backend *be, char **errmsg)
+{
+	struct wrap_ctx *w = arg;
+	int ret = remote_open(&w->d->remote, be, w->d->s3, w->state, &w->ro, errmsg);
+
+	if (ret == 0)
+		remote_backend(w->d->remote, be);
+	return ret;
+}
+
+static uint64_t journal_mark(void *arg)
+{
+	struct wrap_ctx *w = arg;
+
+	return remote_mark(w->d->remote);
+}
+
+/*
+ * Decide whether this mount has a bucket (--store, or the one the state
+ * remembers), then connect and check it: a bad key, a missing bucket or an
+ * endpoint that does not answer is one clear line and exit status 1 here,
+ * before anything is mounted. 0 (no bucket, or d->s3 set), or -1.
+ */
+static int setup_store(struct mount_opts *o, const char *state, struct fsd *d,
+		       struct store_rec *sr)
+{
+	struct s3_config cfg = { 0 };
+	struct s3_error err;
+	struct store_rec old;
+	char *msg = NULL;
+	int have = store_rec_load(state, &old), ret;
+
+	if (have < 0) {
+		fprintf(stderr, "lakefs-mount: cannot read %s/store: %s\n", state,
+			strerror(-have));
+		return -1;
+	}
+	if (!o->store && !have)
+		return 0;
+	/* the canonical form of the URL, to compare with the recorded one */
+	ret = s3_parse_url(&cfg, o->store ? o->store : old.url, &msg);
+	if (ret == 0)
+		snprintf(sr->url, sizeof(sr->url), "s3://%s%s%s", cfg.bucket,
+			 cfg.prefix && *cfg.prefix ? "/" : "",
+			 cfg.prefix ? cfg.prefix : "");
+	s3_config_free(&cfg);
+	if (ret < 0) {
+		fprintf(stderr, "lakefs-mount: %s\n", msg ? msg : "bad --store");
+		goto fail;
+	}
+	if (have && strcmp(sr->url, old.url) != 0) {
+		fprintf(stderr, "lakefs-mount: state %s mirrors to %s, not %s (restore "
+			"from %s into a new state directory instead)\n", state,
+			old.url, sr->url, sr->url);
+		goto fail;
+	}
+	snprintf(sr->region, sizeof(sr->region), "%s", o->region ? o->region :
+		 have && old.region[0] ? old.region : "us-east-1");
+	if (o->endpoint)
+		snprintf(sr->endpoint, sizeof(sr->endpoint), "%s", o->endpoint);
+	else if (have && old.endpoint[0])
+		snprintf(sr->endpoint, sizeof(sr->endpoint), "%s", old.endpoint);
+	else
+		snprintf(sr->endpoint, sizeof(sr->endpoint), "https://s3.%s.amazonaws.com",
+			 sr->region);
+	sr->path_style = o->path_style >= 0 ? o->path_style :
+			 have ? old.path_style : o->endpoint != NULL;
+	ret = store_connect(sr, o->creds, o->insecure, (size_t)o->multipart_threshold,
+			    (size_t)o->part_size, &d->s3, &msg);
+	if (ret < 0) {
+		fprintf(stderr, "lakefs-mount: %s\n", msg ? msg : strerror(-ret));
+		goto fail;
+	}
+	ret = s3_check_bucket(d->s3, &err);
+	if (ret < 0) {
+		fprintf(stderr, "lakefs-mount: bucket %s at %s: %s\n", sr->url,
+			sr->endpoint, err.msg);
+		s3_close(d->s3);
+		d->s3 = NULL;
+		goto fail;
+	}
+	snprintf(d->store_url, sizeof(d->store_url), "%s", sr->url);
+	snprintf(d->endpoint, sizeof(d->endpoint), "%s", sr->endpoint);
+	return 0;
+fail:
+	free(msg);
+	return -1;
+}
+
 /* Fork; the parent waits for the child to say the mount is live. */
 static int daemonize_start(int *notify_fd)
 {
@@ -418,12 +598,16 @@ int main(int argc, char **argv)
 		.entry_timeout = 10,
 		.attr_timeout = 10,
 		.default_permissions = 1,
+		.path_style = -1,
+		.remote_timeout = 300,
 	};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
 	struct vfs_options vo = { 0 };
 	struct fsd d = { 0 };
+	struct wrap_ctx wc = { 0 };
+	struct store_rec sr = { 0 };
 	char state[PATH_MAX], mnt[PATH_MAX], opts[16384], fsname[2 * PATH_MAX];
 	char *errmsg = NULL;
 	struct stat mst;
@@ -480,11 +664,44 @@ int main(int argc, char **argv)
 	vo.cache_bytes = o.cache_mem;
 	vo.seal_threads = o.seal_threads;
 	vo.zstd_level = o.zstd_level;
+	if (setup_store(&o, state, &d, &sr) < 0)
+		return 1;
+	if (d.s3) {
+		wc.d = &d;
+		wc.state = state;
+		wc.ro.cache_max = o.cache_size;
+		wc.ro.upload_threads = (int)o.upload_threads;
+		wc.ro.block_max = 16 << 20;
+		wc.ro.store_url = sr.url;
+		vo.wrap_store = wrap_store;
+		vo.wrap_arg = &wc;
+		vo.journal_mark = journal_mark;
+		d.durability_remote = o.durability_remote;
+		d.remote_timeout_ns = o.remote_timeout * 1000000000ull;
+	}
 	err = vfs_open_fs(&d.vfs, &vo, &errmsg);
 	if (err < 0) {
 		fprintf(stderr, "lakefs-mount: %s\n", errmsg ? errmsg : strerror(-err));
 		free(errmsg);
+		s3_close(d.s3);
 		return 1;
+	}
+	if (d.s3) {
+		struct journal_options jo = { 0 };
+
+		err = journal_start(&d.journal, vfs_meta(d.vfs), d.remote, d.s3, &jo,
+				    &errmsg);
+		if (err == 0 && (err = store_rec_save(state, &sr)) < 0)
+			errmsg = strdup("cannot write STATE/store");
+		if (err < 0) {
+			fprintf(stderr, "lakefs-mount: bucket %s: %s\n", sr.url,
+				errmsg ? errmsg : strerror(-err));
+			free(errmsg);
+			journal_stop(d.journal, 0);
+			vfs_close_fs(d.vfs);
+			s3_close(d.s3);
+			return 1;
+		}
 	}
 	vfs_set_root_extra(d.vfs, CTL_DIR_NAME, CTL_DIR_INO);
 	d.state_dir = state;
@@ -543,7 +760,18 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
+	if (d.journal) {
+		/* the metadata reaches the bucket before the blocks' uploaders
+		 * stop; what does not make it goes up at the next mount */
+		vfs_flush_all(d.vfs);
+		journal_stop(d.journal, 10ull * 1000000000ull);
+	}
 	vfs_close_fs(d.vfs);
+	s3_close(d.s3);
 	free(o.state);
+	free(o.store);
+	free(o.endpoint);
+	free(o.region);
+	free(o.creds);
 	return ret;
 }

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/journal.h"
 #include "fs/fsd.h"
 #include "fs/ops.h"
 #include "util/log.h"
@@ -429,12 +430,38 @@ static void lfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_err(req, 0);
 }
 
+/* With -o durability=remote, fsync also waits for the bucket. */
+static int remote_durable(struct fsd *d)
+{
+	uint64_t seq;
+	int err;
+
+	if (!d->durability_remote || !d->journal)
+		return 0;
+	seq = meta_journal_last(vfs_meta(d->vfs));
+	err = journal_wait(d->journal, seq, d->remote_timeout_ns);
+	if (err < 0) {
+		log_err("fsync: the bucket did not take the data within %llu s; "
+			"it stays queued locally", (unsigned long long)
+			(d->remote_timeout_ns / 1000000000ull));
+		return -EIO;
+	}
+	return 0;
+}
+
 static void lfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		      struct fuse_file_info *fi)
 {
+	struct fsd *d = fsd_of(req);
+	int err = 0;
+
 	(void)ino;
-	fuse_reply_err(req, is_ctl_fh(fi) ? 0 :
-		       -vfs_fsync(fsd_of(req)->vfs, vfs_fh(fi), datasync));
+	if (!is_ctl_fh(fi)) {
+		err = vfs_fsync(d->vfs, vfs_fh(fi), datasync);
+		if (err == 0)
+			err = remote_durable(d);
+	}
+	fuse_reply_err(req, -err);
 }
 
 static void lfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
@@ -537,7 +564,11 @@ static void lfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	(void)ino;
 	(void)datasync;
 	(void)fi;
-	fuse_reply_err(req, -vfs_fsyncdir(fsd_of(req)->vfs));
+	int err = vfs_fsyncdir(fsd_of(req)->vfs);
+
+	if (err == 0)
+		err = remote_durable(fsd_of(req));
+	fuse_reply_err(req, -err);
 }
 
 static void lfs_statfs(fuse_req_t req, fuse_ino_t ino)

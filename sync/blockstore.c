@@ -241,60 +241,83 @@ static void cache_evict_locked(struct blockstore *bs)
 	}
 }
 
+/* Decompress frame z and check it against h with dctx; see bs_check_frame. */
+static int check_frame(ZSTD_DCtx *dctx, const struct bs_hash *h, const void *z,
+		       size_t zlen, size_t max, unsigned char **out, size_t *outlen)
+{
+	char hex[BS_HEX_LEN + 1];
+	unsigned long long clen;
+	unsigned char *plain;
+	struct bs_hash got;
+	size_t n;
+
+	bs_hash_hex(h, hex);
+	clen = ZSTD_getFrameContentSize(z, zlen);
+	if (clen == ZSTD_CONTENTSIZE_ERROR || clen == ZSTD_CONTENTSIZE_UNKNOWN ||
+	    clen > max) {
+		log_err("block %s is corrupt: not a zstd frame of at most %zu bytes",
+			hex, max);
+		return -EIO;
+	}
+	plain = malloc(clen ? clen : 1);
+	if (!plain)
+		return -ENOMEM;
+	n = ZSTD_decompressDCtx(dctx, plain, clen, z, zlen);
+	if (ZSTD_isError(n) || n != clen) {
+		log_err("block %s is corrupt: %s", hex,
+			ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short frame");
+		free(plain);
+		return -EIO;
+	}
+	bs_hash_of(plain, n, &got);
+	if (memcmp(got.b, h->b, BS_HASH_LEN) != 0) {
+		log_err("block %s is corrupt: its content does not match its hash "
+			"(not served; restore it from a copy)", hex);
+		free(plain);
+		return -EIO;
+	}
+	if (out) {
+		*out = plain;
+		*outlen = n;
+	} else {
+		free(plain);
+	}
+	return 0;
+}
+
+int bs_check_frame(const struct bs_hash *h, const void *z, size_t zlen,
+		   size_t max, unsigned char **plain, size_t *n)
+{
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	ret = check_frame(d, h, z, zlen, max, plain, n);
+	ZSTD_freeDCtx(d);
+	return ret;
+}
+
 /* Read, decompress and verify one block from the backend. */
 static int load_block(struct blockstore *bs, const struct bs_hash *h,
 		      unsigned char **out, size_t *outlen)
 {
 	char hex[BS_HEX_LEN + 1];
 	void *z = NULL;
-	size_t zlen = 0, n;
-	unsigned long long clen;
-	unsigned char *plain = NULL;
-	struct bs_hash got;
+	size_t zlen = 0;
 	struct zctx *zc = zctx_get(bs, 0);
 	int ret;
 
 	if (!zc)
 		return -ENOMEM;
-	bs_hash_hex(h, hex);
 	ret = bs->be.ops->get(bs->be.ctx, h, &z, &zlen);
 	if (ret < 0) {
+		bs_hash_hex(h, hex);
 		log_err("cannot read block %s from the %s store: %s", hex,
 			bs->be.ops->name, strerror(-ret));
 		return ret == -ENOENT ? -EIO : ret;
 	}
-	clen = ZSTD_getFrameContentSize(z, zlen);
-	if (clen == ZSTD_CONTENTSIZE_ERROR || clen == ZSTD_CONTENTSIZE_UNKNOWN ||
-	    clen > bs->opt.block_size) {
-		log_err("block %s is corrupt: not a zstd frame of at most %zu bytes",
-			hex, bs->opt.block_size);
-		ret = -EIO;
-		goto out;
-	}
-	plain = malloc(clen ? clen : 1);
-	if (!plain) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	n = ZSTD_decompressDCtx(zc->d, plain, clen, z, zlen);
-	if (ZSTD_isError(n) || n != clen) {
-		log_err("block %s is corrupt: %s", hex,
-			ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short frame");
-		ret = -EIO;
-		goto out;
-	}
-	bs_hash_of(plain, n, &got);
-	if (memcmp(got.b, h->b, BS_HASH_LEN) != 0) {
-		log_err("block %s is corrupt: its content does not match its hash "
-			"(not served; restore it from a copy)", hex);
-		ret = -EIO;
-		goto out;
-	}
-	*out = plain;
-	*outlen = n;
-	plain = NULL;
-out:
-	free(plain);
+	ret = check_frame(zc->d, h, z, zlen, bs->opt.block_size, out, outlen);
 	free(z);
 	return ret;
 }

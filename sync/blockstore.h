@@ -101,6 +101,14 @@ void bs_prefetch(struct blockstore *bs, const struct bs_hash *h);
 int bs_delete_if(struct blockstore *bs, const struct bs_hash *h,
 		 int (*unref)(void *arg, const struct bs_hash *h), void *arg);
 
+/*
+ * Check a stored frame z against its name h: a zstd frame of at most max
+ * plaintext bytes that hashes to h. 0 (and the plaintext in *plain if not
+ * NULL, malloc'ed) or -EIO with a log line naming the block.
+ */
+int bs_check_frame(const struct bs_hash *h, const void *z, size_t zlen,
+		   size_t max, unsigned char **plain, size_t *n);
+
 /* Make every block sealed so far durable. */
 int bs_sync(struct blockstore *bs);
 

@@ -1,0 +1,56 @@
+/* catalog/journal.h — the metadata journal and snapshots in the bucket. */
+#ifndef LAKEFS_CATALOG_JOURNAL_H
+#define LAKEFS_CATALOG_JOURNAL_H
+
+#include <stdint.h>
+
+#include "catalog/meta.h"
+#include "sync/remote.h"
+#include "sync/s3.h"
+
+struct journal;
+
+struct journal_options {
+	uint64_t linger_ms;		/* ship records at least this often (1000) */
+	uint64_t snap_records;		/* snapshot after this many records (100000) */
+	uint64_t snap_interval_s;	/* or this long with changes (3600) */
+};
+
+/*
+ * Check that the bucket holds this filesystem or nothing yet (meta/fs),
+ * then start shipping the journal of m (which must have the journal
+ * enabled) and snapshots. Fails with a message when the bucket belongs
+ * to another filesystem or cannot be reached.
+ */
+int journal_start(struct journal **out, struct meta *m, struct remote *r,
+		  struct s3_client *s3, const struct journal_options *opt,
+		  char **errmsg);
+/* Ship what can be shipped within timeout_ns, then stop. */
+void journal_stop(struct journal *j, uint64_t timeout_ns);
+
+/* Wait until every record up to seq is in the bucket: 0, -ETIMEDOUT. */
+int journal_wait(struct journal *j, uint64_t seq, uint64_t timeout_ns);
+
+struct journal_stats {
+	uint64_t last_seq, shipped_seq, snapshot_seq;
+	uint64_t segments, snapshots, errors;
+	uint64_t last_error_age_s;
+	char last_error[320];
+};
+void journal_stats(struct journal *j, struct journal_stats *st);
+
+struct restore_report {
+	uint64_t snapshot_seq, last_seq, records, keys, blocks;
+};
+
+/*
+ * Rebuild a state directory from the bucket alone: the newest snapshot
+ * that reads back whole, then the journal after it. state_dir must not
+ * hold a filesystem yet. Blocks are not fetched (they come on first
+ * read); the upload queue records them as present in the bucket.
+ */
+int journal_restore(struct s3_client *s3, const char *store_url,
+		    const char *state_dir, struct restore_report *rep,
+		    char **errmsg);
+
+#endif
