@@ -624,10 +624,12 @@ void journal_stop(struct journal *j, uint64_t timeout_ns)
 		}
 		pthread_cond_timedwait(&j->done, &j->lock, &ts);
 	}
-	if (j->shipped < meta_journal_last(j->m))
+	if (j->shipped < meta_journal_last(j->m)) {
+		s3_cancel(j->s3);	/* a request in flight ends now */
 		log_warn("%" PRIu64 " metadata records are not in the bucket yet; "
 			 "they go up at the next mount",
 			 meta_journal_last(j->m) - j->shipped);
+	}
 	j->stop = 2;		/* ... then stop for good */
 	pthread_cond_broadcast(&j->kick);
 	pthread_mutex_unlock(&j->lock);

@@ -765,6 +765,7 @@ out:
 		 * stop; what does not make it goes up at the next mount */
 		vfs_flush_all(d.vfs);
 		journal_stop(d.journal, 10ull * 1000000000ull);
+		s3_cancel(d.s3);	/* uploads left wait in the queue */
 	}
 	vfs_close_fs(d.vfs);
 	s3_close(d.s3);

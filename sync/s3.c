@@ -90,6 +90,7 @@ struct s3_client {
 	int npool;
 
 	atomic_uint_fast64_t requests, retries, failures, bytes_up, bytes_down;
+	atomic_int cancel;		/* s3_cancel(): no more tries or waits */
 };
 
 /* A growable string; oom is sticky so callers check once at the end. */
@@ -561,13 +562,36 @@ static long backoff_ms(const struct s3_client *c, int attempt)
 	return (long)(s3_rand() % (cap + 1));
 }
 
-static void sleep_ms(long ms)
+/* Sleep ms, in short steps so that s3_cancel() cuts it short. */
+static void sleep_ms(struct s3_client *c, long ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000,
-			       .tv_nsec = (ms % 1000) * 1000000L };
+	while (ms > 0 && !atomic_load(&c->cancel)) {
+		long step = MIN(ms, 50L);
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = step * 1000000L };
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		ms -= step;
+	}
+}
+
+/* libcurl's progress callback: non-zero aborts the transfer. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct s3_client *c = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&c->cancel) ? 1 : 0;
+}
+
+void s3_cancel(struct s3_client *c)
+{
+	if (c)
+		atomic_store(&c->cancel, 1);
 }
 
 /* For messages: "blocks/ab" or "s3://bucket/prefix" for bucket requests. */
@@ -671,6 +695,9 @@ static int setup(struct s3_client *c, CURL *h, struct s3_req *r,
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->cfg.low_speed_time_s);
 	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 1000L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->cfg.insecure ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->cfg.insecure ? 0L : 2L);
 	if (c->cfg.access_key) {
@@ -775,7 +802,7 @@ static int s3_do(struct s3_client *c, struct s3_req *r, struct s3_error *e)
 			retry = curl_retryable(cc) && !r->too_big;
 			ret = r->too_big ? -EIO : curl_errno(h, cc);
 		}
-		if (!retry || attempt + 1 >= tries) {
+		if (!retry || attempt + 1 >= tries || atomic_load(&c->cancel)) {
 			attempts = attempt + 1;
 			break;
 		}
@@ -783,7 +810,7 @@ static int s3_do(struct s3_client *c, struct s3_req *r, struct s3_error *e)
 		ms = backoff_ms(c, attempt);
 		log_debug("s3: %s %s: %s; retry %d of %d in %ld ms", r->op,
 			  name, e->msg, attempt + 1, tries - 1, ms);
-		sleep_ms(ms);
+		sleep_ms(c, ms);
 		/* a failed connection may have left the handle half-used */
 		if (cc != CURLE_OK) {
 			curl_easy_cleanup(h);

@@ -106,6 +106,10 @@ int s3_list(struct s3_client *c, const char *prefix,
 	    int (*fn)(void *arg, const char *key, uint64_t size), void *arg,
 	    struct s3_error *err);
 
+/* From now on, stop retrying and abort transfers in progress (they fail
+ * with -EIO, "cancelled"): for a quick shutdown while the bucket is down. */
+void s3_cancel(struct s3_client *c);
+
 /* Figures for status and metrics (monotonic counters). */
 struct s3_stats {
 	uint64_t requests, retries, failures;
