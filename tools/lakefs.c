@@ -170,9 +170,23 @@ static int cmd_status(int argc, char **argv)
 		{ "compression_ratio", "compression ratio", 0 },
 		{ "dirty_bytes", "unsealed in memory", 1 },
 		{ "cache_bytes", "block cache", 1 },
+		{ "endpoint", "endpoint", 0 },
+		{ "durability", "durability", 0 },
+		{ "upload_pending_blocks", "upload backlog", 0 },
+		{ "upload_pending_bytes", "upload backlog", 1 },
+		{ "upload_oldest_age_s", "oldest queued (s)", 0 },
+		{ "uploaded_bytes", "uploaded", 1 },
+		{ "upload_last_error", "last upload error", 0 },
+		{ "journal_last_seq", "metadata records", 0 },
+		{ "journal_shipped_seq", "records in bucket", 0 },
+		{ "local_bytes", "local store", 1 },
+		{ "local_cap_bytes", "local store cap", 1 },
+		{ "fetched_bytes", "fetched", 1 },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		if (json_field(doc, rows[i].key, val, sizeof(val)) < 0)
+			continue;
+		if (strcmp(rows[i].key, "upload_last_error") == 0 && !*val)
 			continue;
 		if (rows[i].bytes) {
 			human(val, hb, sizeof(hb));
