@@ -1134,7 +1134,10 @@ static int touch_atime_locked(struct vfs *v, struct inode *in)
 
 static void prefetch_after(struct vfs *v, struct inode *in, uint64_t idx)
 {
-	for (uint64_t i = idx + 1; i <= idx + PREFETCH_BLOCKS; i++) {
+	uint64_t depth = v->opt.prefetch_blocks > 0 ? (uint64_t)v->opt.prefetch_blocks :
+			 PREFETCH_BLOCKS;
+
+	for (uint64_t i = idx + 1; i <= idx + depth; i++) {
 		struct bs_hash h;
 
 		if (i * v->bsize >= in->md.size)
@@ -1559,7 +1562,7 @@ int vfs_open_fs(struct vfs **out, const struct vfs_options *opt, char **errmsg)
 	bo.block_size = v->bsize;
 	bo.cache_bytes = opt->cache_bytes;
 	bo.zstd_level = opt->zstd_level;
-	bo.prefetch_threads = 3;
+	bo.prefetch_threads = opt->prefetch_threads > 0 ? opt->prefetch_threads : 3;
 	ret = bs_open(&v->bs, &be, &bo, errmsg);
 	if (ret < 0) {
 		be.ops->free(be.ctx);

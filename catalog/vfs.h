@@ -29,6 +29,8 @@ struct vfs_options {
 	size_t cache_bytes;	/* plaintext block cache */
 	int seal_threads;
 	int zstd_level;
+	int prefetch_blocks;	/* read-ahead depth in blocks (0: 8) */
+	int prefetch_threads;	/* read-ahead workers (0: 3) */
 	/* optional: stack a backend over the local store (the bucket); it
 	 * takes *be over, also when it fails */
 	int (*wrap_store)(void *arg, struct bs_backend *be, char **errmsg);

@@ -676,6 +676,9 @@ int main(int argc, char **argv)
 		vo.wrap_store = wrap_store;
 		vo.wrap_arg = &wc;
 		vo.journal_mark = journal_mark;
+		/* a fetch is a network round trip: more of them in flight */
+		vo.prefetch_blocks = 16;
+		vo.prefetch_threads = 8;
 		d.durability_remote = o.durability_remote;
 		d.remote_timeout_ns = o.remote_timeout * 1000000000ull;
 	}
