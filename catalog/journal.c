@@ -70,51 +70,26 @@ struct journal {
 	uint64_t last_error_ns;		/* lock */
 };
 
-/* ---- a growing buffer ---- */
+/* ---- encoding ---- */
 
-struct buf {
-	unsigned char *p;
-	size_t n, cap;
-	int failed;
-};
-
-static void buf_add(struct buf *b, const void *d, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->n + n > b->cap) {
-		size_t cap = MAX(b->cap * 2, b->n + n + 4096);
-		unsigned char *p = realloc(b->p, cap);
-
-		if (!p) {
-			b->failed = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, d, n);
-	b->n += n;
-}
-
-static void buf_be32(struct buf *b, uint32_t v)
+static void buf_be32(struct gbuf *b, uint32_t v)
 {
 	unsigned char x[4];
 
 	put_be32(x, v);
-	buf_add(b, x, 4);
+	gbuf_add(b, x, 4);
 }
 
-static void buf_be64(struct buf *b, uint64_t v)
+static void buf_be64(struct gbuf *b, uint64_t v)
 {
 	unsigned char x[8];
 
 	put_be64(x, v);
-	buf_add(b, x, 8);
+	gbuf_add(b, x, 8);
 }
 
 /* zstd of b into a new buffer. */
-static int compress_buf(const struct buf *b, void **out, size_t *outlen)
+static int compress_buf(const struct gbuf *b, void **out, size_t *outlen)
 {
 	size_t cap = ZSTD_compressBound(b->n), n;
 	void *z = malloc(cap);
@@ -183,7 +158,7 @@ static int wait_blocks(struct journal *j, uint64_t mark)
 }
 
 struct seg_ctx {
-	struct buf b;
+	struct gbuf b;
 	uint64_t first, last, mark, count;
 };
 
@@ -200,7 +175,7 @@ static int seg_one(void *arg, uint64_t seq, const void *rec, size_t len)
 	sc->last = seq;
 	sc->mark = MAX(sc->mark, get_be64((const unsigned char *)rec + 8));
 	buf_be32(&sc->b, (uint32_t)len);
-	buf_add(&sc->b, rec, len);
+	gbuf_add(&sc->b, rec, len);
 	sc->count++;
 	return sc->count >= SEG_MAX_RECORDS || sc->b.n >= SEG_MAX_BYTES;
 }
@@ -256,9 +231,9 @@ static int snap_one(void *arg, const void *k, size_t kn, const void *v, size_t v
 	struct seg_ctx *sc = arg;
 
 	buf_be32(&sc->b, (uint32_t)kn);
-	buf_add(&sc->b, k, kn);
+	gbuf_add(&sc->b, k, kn);
 	buf_be32(&sc->b, (uint32_t)vn);
-	buf_add(&sc->b, v, vn);
+	gbuf_add(&sc->b, v, vn);
 	sc->count++;
 	return sc->b.failed ? -ENOMEM : 0;
 }
@@ -377,7 +352,7 @@ static int ship_snapshot(struct journal *j)
 	char key[80];
 	int ret;
 
-	buf_add(&sc.b, SNAP_MAGIC, 8);
+	gbuf_add(&sc.b, SNAP_MAGIC, 8);
 	buf_be64(&sc.b, 0);	/* seq, filled in below */
 	ret = meta_snapshot(j->m, snap_one, &sc, &seq, &mark);
 	if (ret == 0 && sc.b.failed)
@@ -414,15 +389,8 @@ static int ship_snapshot(struct journal *j)
 
 static void timed_wait(struct journal *j, uint64_t ns)
 {
-	struct timespec ts;
+	struct timespec ts = realtime_after(ns);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ns / 1000000000ull);
-	ts.tv_nsec += (long)(ns % 1000000000ull);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_cond_timedwait(&j->kick, &j->lock, &ts);
 }
 
@@ -614,14 +582,8 @@ void journal_stop(struct journal *j, uint64_t timeout_ns)
 	pthread_cond_broadcast(&j->kick);
 	while (j->shipped < meta_journal_last(j->m) && mono_ns() < deadline &&
 	       !j->exited) {
-		struct timespec ts;
+		struct timespec ts = realtime_after(100000000ull);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
 		pthread_cond_timedwait(&j->done, &j->lock, &ts);
 	}
 	if (j->shipped < meta_journal_last(j->m)) {
@@ -650,18 +612,11 @@ int journal_wait(struct journal *j, uint64_t seq, uint64_t timeout_ns)
 	j->kicked = 1;
 	pthread_cond_broadcast(&j->kick);
 	while (j->shipped < seq) {
-		struct timespec ts;
-		uint64_t now = mono_ns();
+		struct timespec ts = realtime_after(100000000ull);
 
-		if (now >= deadline || j->stop > 1) {
+		if (mono_ns() >= deadline || j->stop > 1) {
 			ret = -ETIMEDOUT;
 			break;
-		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&j->done, &j->lock, &ts);
 		j->kicked = 1;

@@ -658,44 +658,19 @@ void meta_txn_abort(struct meta_txn *t)
 
 /* ---- the journal ---- */
 
-struct jbuf {
-	unsigned char *p;
-	size_t n, cap;
-	int failed;
-};
-
-static void jbuf_add(struct jbuf *b, const void *d, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->n + n > b->cap) {
-		size_t cap = MAX(b->cap * 2, b->n + n + 256);
-		unsigned char *p = realloc(b->p, cap);
-
-		if (!p) {
-			b->failed = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, d, n);
-	b->n += n;
-}
-
-static void jbuf_op(struct jbuf *b, char op, const char *k, size_t kn,
+static void jbuf_op(struct gbuf *b, char op, const char *k, size_t kn,
 		    const char *v, size_t vn)
 {
 	unsigned char len[4];
 
-	jbuf_add(b, &op, 1);
+	gbuf_add(b, &op, 1);
 	put_be32(len, (uint32_t)kn);
-	jbuf_add(b, len, 4);
-	jbuf_add(b, k, kn);
+	gbuf_add(b, len, 4);
+	gbuf_add(b, k, kn);
 	if (op == 'P') {
 		put_be32(len, (uint32_t)vn);
-		jbuf_add(b, len, 4);
-		jbuf_add(b, v, vn);
+		gbuf_add(b, len, 4);
+		gbuf_add(b, v, vn);
 	}
 }
 
@@ -712,12 +687,12 @@ static void jbuf_del(void *arg, const char *k, size_t kn)
 /* Append the journal record of wb to wb itself. With the commit lock. */
 static int journal_record(struct meta *m, leveldb_writebatch_t *wb)
 {
-	struct jbuf b = { 0 };
+	struct gbuf b = { 0 };
 	unsigned char hdr[16], k[9];
 
 	put_be64(hdr, m->jseq + 1);
 	put_be64(hdr + 8, m->jmark(m->jarg));
-	jbuf_add(&b, hdr, sizeof(hdr));
+	gbuf_add(&b, hdr, sizeof(hdr));
 	leveldb_writebatch_iterate(wb, &b, jbuf_put, jbuf_del);
 	if (b.failed) {
 		free(b.p);

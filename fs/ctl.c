@@ -16,7 +16,6 @@
  *                 bucket; verify-deep also fetches and hashes each one
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,49 +272,16 @@ static int render_status(struct fsd *d, char **buf, size_t *len)
 
 /* ---- metrics: Prometheus text ---- */
 
-struct mbuf {
-	char *p;
-	size_t n, cap;
-	int failed;
-};
-
-static void __attribute__((format(printf, 2, 3)))
-mprintf(struct mbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	while (!b->failed) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->failed = 1;
-		} else if (b->p && b->n + (size_t)n < b->cap) {
-			b->n += (size_t)n;
-			return;
-		} else {
-			size_t cap = 2 * b->cap + (size_t)n + 1024;
-			char *np = realloc(b->p, cap);
-
-			if (!np)
-				b->failed = 1;
-			b->p = np ? np : b->p;
-			b->cap = np ? cap : b->cap;
-		}
-	}
-}
-
-static void metric(struct mbuf *b, const char *name, const char *type,
+static void metric(struct gbuf *b, const char *name, const char *type,
 		   const char *help, uint64_t v)
 {
-	mprintf(b, "# HELP lakefs_%s %s\n# TYPE lakefs_%s %s\nlakefs_%s %llu\n",
+	gbuf_printf(b, "# HELP lakefs_%s %s\n# TYPE lakefs_%s %s\nlakefs_%s %llu\n",
 		name, help, name, type, name, (unsigned long long)v);
 }
 
 static int render_metrics(struct fsd *d, char **buf, size_t *len)
 {
-	struct mbuf b = { 0 };
+	struct gbuf b = { 0 };
 	struct meta_counters c;
 	uint64_t dirty, seals, cbytes, hits, misses;
 
@@ -389,7 +355,7 @@ static int render_metrics(struct fsd *d, char **buf, size_t *len)
 		free(b.p);
 		return -ENOMEM;
 	}
-	*buf = b.p;
+	*buf = (char *)b.p;
 	*len = b.n;
 	return 0;
 }
@@ -423,7 +389,7 @@ struct verify_ctx {
 	struct bs_hash *have;	/* sorted hashes listed under blocks/ */
 	size_t nhave, caphave;
 	uint64_t checked, missing, corrupt, errors;
-	struct mbuf out;
+	struct gbuf out;
 };
 
 static int verify_list_one(void *arg, const char *key, uint64_t size)
@@ -470,7 +436,7 @@ static int verify_one(void *arg, const struct bs_hash *h, uint64_t count,
 	bs_hash_hex(h, hex);
 	if (!bsearch(h, vc->have, vc->nhave, sizeof(*h), cmp_hash)) {
 		vc->missing++;
-		mprintf(&vc->out, "missing %s\n", hex);
+		gbuf_printf(&vc->out, "missing %s\n", hex);
 		return 0;
 	}
 	if (!vc->deep)
@@ -478,12 +444,12 @@ static int verify_one(void *arg, const struct bs_hash *h, uint64_t count,
 	remote_block_key(h, key);
 	if (s3_get(vc->d->s3, key, 0, 0, &data, &n, &err) < 0) {
 		vc->errors++;
-		mprintf(&vc->out, "unreadable %s: %s\n", hex, err.msg);
+		gbuf_printf(&vc->out, "unreadable %s: %s\n", hex, err.msg);
 		return 0;
 	}
 	if (bs_check_frame(h, data, n, 16 << 20, NULL, NULL) < 0) {
 		vc->corrupt++;
-		mprintf(&vc->out, "corrupt %s\n", hex);
+		gbuf_printf(&vc->out, "corrupt %s\n", hex);
 	}
 	free(data);
 	return 0;
@@ -503,7 +469,7 @@ static int render_verify(struct fsd *d, int deep, char **buf, size_t *len)
 	}
 	qsort(vc.have, vc.nhave, sizeof(*vc.have), cmp_hash);
 	meta_refs(vfs_meta(d->vfs), verify_one, &vc);
-	mprintf(&vc.out, "checked %llu blocks%s: %llu missing, %llu corrupt, "
+	gbuf_printf(&vc.out, "checked %llu blocks%s: %llu missing, %llu corrupt, "
 		"%llu unreadable\n", (unsigned long long)vc.checked,
 		deep ? " (deep)" : "", (unsigned long long)vc.missing,
 		(unsigned long long)vc.corrupt, (unsigned long long)vc.errors);
@@ -512,7 +478,7 @@ static int render_verify(struct fsd *d, int deep, char **buf, size_t *len)
 		free(vc.out.p);
 		return -ENOMEM;
 	}
-	*buf = vc.out.p;
+	*buf = (char *)vc.out.p;
 	*len = vc.out.n;
 	return 0;
 }

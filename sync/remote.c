@@ -388,16 +388,8 @@ static void *uploader(void *arg)
 		int ret;
 
 		if (r->pause_until > now) {
-			struct timespec ts;
-			uint64_t wake = r->pause_until - now;
+			struct timespec ts = realtime_after(r->pause_until - now);
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += (time_t)(wake / 1000000000ull);
-			ts.tv_nsec += (long)(wake % 1000000000ull);
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&r->work, &r->lock, &ts);
 			continue;
 		}
@@ -746,16 +738,9 @@ int remote_drained(struct remote *r, uint64_t mark)
 
 int remote_wait(struct remote *r, uint64_t mark, uint64_t timeout_ns)
 {
-	struct timespec ts;
+	struct timespec ts = realtime_after(timeout_ns);
 	int ret = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(timeout_ns / 1000000000ull);
-	ts.tv_nsec += (long)(timeout_ns % 1000000000ull);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&r->lock);
 	pthread_cond_broadcast(&r->work);
 	while (!drained_locked(r, mark) && !r->stop && ret == 0)

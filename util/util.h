@@ -39,6 +39,22 @@ int mkdir_p(const char *path, unsigned mode);
 int write_all(int fd, const void *buf, size_t n);
 int pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
 
+/* The CLOCK_REALTIME time ns from now, for pthread_cond_timedwait(). */
+struct timespec realtime_after(uint64_t ns);
+
+/*
+ * A growing byte buffer. A failed allocation is sticky (failed), so a
+ * writer checks once at the end; the bytes are always NUL-terminated.
+ */
+struct gbuf {
+	unsigned char *p;
+	size_t n, cap;
+	int failed;
+};
+void gbuf_add(struct gbuf *b, const void *d, size_t n);
+void gbuf_printf(struct gbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* fsync a directory by path; 0 or -errno. */
 int fsync_dir(const char *path);
 
