@@ -470,10 +470,16 @@ static int remote_put(void *ctx, const struct bs_hash *h, const void *data,
 	}
 	while (e->putting) {
 		/* another thread stores the same bytes: wait for its file, so
-		 * that a reader never finds the name without the object */
+		 * that a reader never finds the name without the object (and
+		 * look e up again: a failed put frees it) */
 		pthread_mutex_unlock(&r->lock);
 		usleep(200);
 		pthread_mutex_lock(&r->lock);
+		e = rb_get(r, h);
+		if (!e) {
+			pthread_mutex_unlock(&r->lock);
+			return -ENOMEM;
+		}
 	}
 	if (e->local) {
 		e->del_after = 0;

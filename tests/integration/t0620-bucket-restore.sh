@@ -13,6 +13,8 @@
 #     more requests than blocks) and restores it byte for byte.
 #  2. durability=remote: a file whose fsync returned is in the bucket:
 #     kill -9 the daemon at once, delete the state, restore: it is there.
+#     (With the default durability=local the same 64 MiB file is absent
+#     after such a restore: the kill lands before the uploads.)
 #  3. Journal continuity: write, delete and rename on the restored
 #     filesystem, sync, restore again into another state: old and new.
 . "$(dirname "$0")/../lib.sh"
@@ -179,6 +181,10 @@ is "$(stat -c %i "$MNT2/tree/hard1" "$MNT2/tree/hard2" "$MNT2/tree/sub/hard3" | 
 echo more >>"$MNT2/tree/hard2"
 is "$(timeout 10 tail -1 "$MNT2/tree/sub/hard3")" more "a write through one hard link shows in another"
 is "$(status_num "$MNT2" fetch_errors)" 0 "fetch_errors 0"
+out=$(timeout 60 "$BIN/lakefs-mount" --state "$T/state2" --store "s3://$S3_BUCKET/other" \
+	--endpoint "$S3_ENDPOINT" "$T/mnt-other" 2>&1)
+ok $([ $? -ne 0 ] && ! grep -q " $T/mnt-other fuse" /proc/mounts && echo 0 || echo 1) \
+	"the restored state with another --store is refused: $out"
 
 # ============================================ 3. journal continuity (on MNT2)
 mkdir -p "$MNT2/tree/new/dir"
@@ -242,14 +248,14 @@ rm -f "$T/r300"
 
 # ========================================================= 2. durability=remote
 MNTR=$T/mntr
-head -c $((7 * MiB + 99)) /dev/urandom >"$T/rem"
+head -c $((64 * MiB + 99)) /dev/urandom >"$T/rem"
 sumr=$(sha256sum <"$T/rem" | cut -d' ' -f1)
 lfs_mount "$MNTR" "$T/stater" --store "s3://$S3_BUCKET/remote" --endpoint "$S3_ENDPOINT" \
 	-o durability=remote
 ok $? "mount with -o durability=remote"
 grep -q '"durability": "remote"' "$MNTR/.lakefs/status"; ok $? "status says durability remote"
 mkdir -p "$MNTR/d"
-run_ok "write a 7 MiB file with dd conv=fsync" \
+run_ok "write a 64 MiB file with dd conv=fsync" \
 	timeout 60 dd if="$T/rem" of="$MNTR/d/fsynced" bs=1M conv=fsync status=none
 dpid=$(lfs_daemon_pid "$MNTR")
 kill -9 "$dpid"
@@ -261,7 +267,7 @@ rm -rf "$T/stater"
 out=$(restore remote "$T/stater2" 2>&1)
 ok $? "restore from the bucket alone: $out"
 lfs_mount "$MNTR" "$T/stater2"; ok $? "mount the restored state"
-is "$(stat -c %s "$MNTR/d/fsynced" 2>&1)" $((7 * MiB + 99)) "the fsynced file is there with its size"
+is "$(stat -c %s "$MNTR/d/fsynced" 2>&1)" $((64 * MiB + 99)) "the fsynced file is there with its size"
 is "$(timeout 60 sha256sum <"$MNTR/d/fsynced" | cut -d' ' -f1)" "$sumr" "and its content"
 run_ok "unmount" lfs_umount "$MNTR"
 
