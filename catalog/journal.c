@@ -93,10 +93,19 @@ static int compress_buf(const struct gbuf *b, void **out, size_t *outlen)
 {
 	size_t cap = ZSTD_compressBound(b->n), n;
 	void *z = malloc(cap);
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
 
-	if (!z)
+	if (!z || !cc) {
+		free(z);
+		ZSTD_freeCCtx(cc);
 		return -ENOMEM;
-	n = ZSTD_compress(z, cap, b->p, b->n, 3);
+	}
+	/* with a checksum: a segment or snapshot damaged in the bucket fails
+	 * to decompress instead of restoring wrong metadata */
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 3);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	n = ZSTD_compress2(cc, z, cap, b->p, b->n);
+	ZSTD_freeCCtx(cc);
 	if (ZSTD_isError(n)) {
 		free(z);
 		return -EIO;
@@ -181,6 +190,21 @@ static int seg_one(void *arg, uint64_t seq, const void *rec, size_t len)
 }
 
 /* Ship the records after j->shipped as one segment. 0 or -errno. */
+int journal_build_segment(struct meta *m, uint64_t from, struct gbuf *out,
+			  uint64_t *first, uint64_t *last, uint64_t *mark,
+			  uint64_t *count)
+{
+	struct seg_ctx sc = { 0 };
+
+	meta_journal_scan(m, from, seg_one, &sc);
+	*out = sc.b;
+	*first = sc.first;
+	*last = sc.last;
+	*mark = sc.mark;
+	*count = sc.count;
+	return sc.b.failed ? -ENOMEM : 0;
+}
+
 static int ship_segment(struct journal *j)
 {
 	struct seg_ctx sc = { 0 };
@@ -194,10 +218,11 @@ static int ship_segment(struct journal *j)
 	pthread_mutex_lock(&j->lock);
 	from = j->shipped + 1;
 	pthread_mutex_unlock(&j->lock);
-	meta_journal_scan(j->m, from, seg_one, &sc);
-	if (sc.b.failed) {
+	ret = journal_build_segment(j->m, from, &sc.b, &sc.first, &sc.last,
+				    &sc.mark, &sc.count);
+	if (ret < 0) {
 		free(sc.b.p);
-		return -ENOMEM;
+		return ret;
 	}
 	if (!sc.count) {
 		free(sc.b.p);
@@ -342,6 +367,25 @@ out:
 	name_list_free(&segs);
 }
 
+int journal_build_snapshot(struct meta *m, struct gbuf *out, uint64_t *seq,
+			   uint64_t *mark, uint64_t *keys)
+{
+	struct seg_ctx sc = { 0 };
+	int ret;
+
+	gbuf_add(&sc.b, SNAP_MAGIC, 8);
+	buf_be64(&sc.b, 0);	/* seq, filled in below */
+	ret = meta_snapshot(m, snap_one, &sc, seq, mark);
+	if (ret == 0 && !sc.b.failed) {
+		put_be64(sc.b.p + 8, *seq);
+		buf_be32(&sc.b, SNAP_END);
+		buf_be64(&sc.b, sc.count);
+	}
+	*out = sc.b;
+	*keys = sc.count;
+	return ret < 0 ? ret : sc.b.failed ? -ENOMEM : 0;
+}
+
 static int ship_snapshot(struct journal *j)
 {
 	struct seg_ctx sc = { 0 };
@@ -352,17 +396,9 @@ static int ship_snapshot(struct journal *j)
 	char key[80];
 	int ret;
 
-	gbuf_add(&sc.b, SNAP_MAGIC, 8);
-	buf_be64(&sc.b, 0);	/* seq, filled in below */
-	ret = meta_snapshot(j->m, snap_one, &sc, &seq, &mark);
-	if (ret == 0 && sc.b.failed)
-		ret = -ENOMEM;
-	if (ret == 0) {
-		put_be64(sc.b.p + 8, seq);
-		buf_be32(&sc.b, SNAP_END);
-		buf_be64(&sc.b, sc.count);
-		ret = sc.b.failed ? -ENOMEM : wait_blocks(j, mark);
-	}
+	ret = journal_build_snapshot(j->m, &sc.b, &seq, &mark, &sc.count);
+	if (ret == 0)
+		ret = wait_blocks(j, mark);
 	if (ret == 0)
 		ret = compress_buf(&sc.b, &z, &zlen);
 	free(sc.b.p);
@@ -705,6 +741,8 @@ static int apply_snapshot(struct rdb *d, const unsigned char *p, size_t n,
 }
 
 /* Apply one record's operations; -EIO if malformed. */
+/* Apply one record's operations (d NULL: only check them); -EIO if
+ * malformed. */
 static int apply_record(struct rdb *d, const unsigned char *p, size_t n)
 {
 	size_t off = 16;
@@ -719,7 +757,8 @@ static int apply_record(struct rdb *d, const unsigned char *p, size_t n)
 		if (off + 5 + kn > n)
 			return -EIO;
 		if (op == 'D') {
-			leveldb_writebatch_delete(d->wb, (const char *)p + off + 5, kn);
+			if (d)
+				leveldb_writebatch_delete(d->wb, (const char *)p + off + 5, kn);
 			off += 5 + kn;
 		} else if (op == 'P') {
 			if (off + 9 + kn > n)
@@ -727,16 +766,51 @@ static int apply_record(struct rdb *d, const unsigned char *p, size_t n)
 			vn = get_be32(p + off + 5 + kn);
 			if (off + 9 + kn + vn > n)
 				return -EIO;
-			leveldb_writebatch_put(d->wb, (const char *)p + off + 5, kn,
-					       (const char *)p + off + 9 + kn, vn);
+			if (d)
+				leveldb_writebatch_put(d->wb, (const char *)p + off + 5, kn,
+						       (const char *)p + off + 9 + kn, vn);
 			off += 9 + (size_t)kn + vn;
 		} else {
 			return -EIO;
 		}
 	}
+	if (!d)
+		return 0;
 	d->pending++;
 	rdb_flush(d);	/* one record, one batch: as it was committed */
 	return d->failed ? -EIO : 0;
+}
+
+int journal_check_segment(const void *buf, size_t n, uint64_t *first,
+			  uint64_t *last, uint64_t *count)
+{
+	const unsigned char *p = buf;
+	size_t off = 0;
+
+	*count = 0;
+	while (off + 4 <= n) {
+		uint32_t len = get_be32(p + off);
+		uint64_t seq;
+
+		if (len < 16 || off + 4 + len > n)
+			return -EIO;
+		seq = get_be64(p + off + 4);
+		if (*count && seq != *last + 1)
+			return -EIO;
+		if (apply_record(NULL, p + off + 4, len) < 0)
+			return -EIO;
+		if (!(*count)++)
+			*first = seq;
+		*last = seq;
+		off += 4 + (size_t)len;
+	}
+	return off == n && *count ? 0 : -EIO;
+}
+
+int journal_check_snapshot(const void *buf, size_t n, uint64_t *seq,
+			   uint64_t *keys)
+{
+	return apply_snapshot(NULL, buf, n, seq, keys);
 }
 
 struct ref_list {
@@ -908,6 +982,19 @@ int journal_restore(struct s3_client *s3, const char *store_url,
 		ret = decompress(data, n, &plain, &plen);
 		free(data);
 		data = NULL;
+		if (ret == 0) {
+			uint64_t f, l, c;
+
+			ret = journal_check_segment(plain, plen, &f, &l, &c);
+		}
+		if (ret < 0) {
+			/* as a gap: restore up to here rather than not at all */
+			log_warn("journal segment %s is corrupt; restored up to record "
+				 "%" PRIu64 " only", segs.v[i], applied);
+			free(plain);
+			ret = 0;
+			break;
+		}
 		while (ret == 0 && off + 4 <= plen) {
 			uint32_t rl32 = get_be32(plain + off);
 			uint64_t seq;

@@ -7,6 +7,7 @@
 #include "catalog/meta.h"
 #include "sync/remote.h"
 #include "sync/s3.h"
+#include "util/util.h"
 
 struct journal;
 
@@ -52,5 +53,23 @@ struct restore_report {
 int journal_restore(struct s3_client *s3, const char *store_url,
 		    const char *state_dir, struct restore_report *rep,
 		    char **errmsg);
+
+/*
+ * What goes up, built in memory (before compression): the records from
+ * seq from on (at most one segment's worth), and a snapshot. out is a
+ * zeroed gbuf; the caller frees out->p.
+ */
+int journal_build_segment(struct meta *m, uint64_t from, struct gbuf *out,
+			  uint64_t *first, uint64_t *last, uint64_t *mark,
+			  uint64_t *count);
+int journal_build_snapshot(struct meta *m, struct gbuf *out, uint64_t *seq,
+			   uint64_t *mark, uint64_t *keys);
+
+/* The parsers of restore, for tests: 0 if buf (decompressed) is a whole
+ * journal segment or snapshot, -EIO otherwise. */
+int journal_check_segment(const void *buf, size_t n, uint64_t *first,
+			  uint64_t *last, uint64_t *count);
+int journal_check_snapshot(const void *buf, size_t n, uint64_t *seq,
+			   uint64_t *keys);
 
 #endif
