@@ -587,14 +587,6 @@ int journal_start(struct journal **out, struct meta *m, struct remote *r,
 			 "of this state (record %" PRIu64 "): another daemon may "
 			 "be writing to the same bucket", j->snap_seq,
 			 meta_journal_last(m));
-	ret = pthread_create(&j->thread, NULL, journal_main, j);
-	if (ret) {
-		ret = -ret;
-		snprintf(msg, sizeof(msg), "cannot start the journal: %s", strerror(-ret));
-		goto fail;
-	}
-	pthread_setname_np(j->thread, "journal");
-	j->started = 1;
 	*out = j;
 	return 0;
 fail:
@@ -607,6 +599,19 @@ fail:
 	return ret;
 }
 
+int journal_go(struct journal *j)
+{
+	int ret = pthread_create(&j->thread, NULL, journal_main, j);
+
+	if (ret) {
+		log_err("cannot start the journal: %s", strerror(ret));
+		return -ret;
+	}
+	pthread_setname_np(j->thread, "journal");
+	j->started = 1;
+	return 0;
+}
+
 void journal_stop(struct journal *j, uint64_t timeout_ns)
 {
 	uint64_t deadline = mono_ns() + timeout_ns;
@@ -616,8 +621,8 @@ void journal_stop(struct journal *j, uint64_t timeout_ns)
 	pthread_mutex_lock(&j->lock);
 	j->stop = 1;		/* ship what is left ... */
 	pthread_cond_broadcast(&j->kick);
-	while (j->shipped < meta_journal_last(j->m) && mono_ns() < deadline &&
-	       !j->exited) {
+	while (j->started && j->shipped < meta_journal_last(j->m) &&
+	       mono_ns() < deadline && !j->exited) {
 		struct timespec ts = realtime_after(100000000ull);
 
 		pthread_cond_timedwait(&j->done, &j->lock, &ts);

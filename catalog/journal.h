@@ -19,13 +19,16 @@ struct journal_options {
 
 /*
  * Check that the bucket holds this filesystem or nothing yet (meta/fs),
- * then start shipping the journal of m (which must have the journal
- * enabled) and snapshots. Fails with a message when the bucket belongs
+ * and prepare to ship the journal of m (which must have the journal
+ * enabled) and snapshots; journal_go() starts. Fails with a message when the bucket belongs
  * to another filesystem or cannot be reached.
  */
 int journal_start(struct journal **out, struct meta *m, struct remote *r,
 		  struct s3_client *s3, const struct journal_options *opt,
 		  char **errmsg);
+/* Start the shipping thread (after the daemon has detached, so that its
+ * log lines go where the daemon's go). */
+int journal_go(struct journal *j);
 /* Ship what can be shipped within timeout_ns, then stop. */
 void journal_stop(struct journal *j, uint64_t timeout_ns);
 

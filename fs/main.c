@@ -745,6 +745,8 @@ int main(int argc, char **argv)
 		set_read_ahead(mnt, o.read_ahead);
 	if (notify_fd >= 0)
 		daemonize_done(notify_fd);	/* from here on, messages go to syslog */
+	if (d.journal && journal_go(d.journal) < 0)
+		goto unmount;
 	log_info("mounted %s on %s (block size %u)", state, mnt, vfs_block_size(d.vfs));
 	signal(SIGPIPE, SIG_IGN);
 	lc = fuse_loop_cfg_create();

@@ -2,7 +2,7 @@
  * sync/blockstore.c — the block store: name, compress, verify, cache.
  *
  * A block is named by the SHA-256 of its plaintext and stored as one zstd
- * frame through a backend (sync/local.c today, S3 next). Blocks are
+ * frame through a backend (sync/local.c, or sync/remote.c over it). Blocks are
  * immutable, so a name that is present never needs writing again: that is
  * the whole of deduplication.
  *

@@ -14,8 +14,9 @@ struct bs_hash {
 
 /*
  * A backend stores opaque named objects: the compressed bytes of a block
- * under its hash. The local directory store is one; the S3 store will be
- * another, behind the same four calls (plus an optional sync). Each returns
+ * under its hash. The local directory store is one; sync/remote.c stacks
+ * the bucket over it behind the same four calls (plus an optional sync,
+ * read-ahead hint and scan). Each returns
  * 0 or -errno; get returns a malloc'ed buffer the caller frees.
  */
 struct bs_backend_ops {
