@@ -4,6 +4,7 @@
 #   make demo          install deps, build, mount a demo lakefs on /mnt/lake
 #   make test          install deps, build, run every test under prove
 #   make bench         print the benchmark figures (see tests/bench/)
+#   make bench-s3      the bucket's figures alone (BENCH_INSTALL=1: with s3fs, rclone)
 #   make install       install programs and man pages under $(PREFIX)
 #   make SANITIZE=address,undefined test
 #
@@ -106,6 +107,12 @@ unit: all asan-unit
 
 bench: deps all
 	@bash tests/bench/bench.sh
+	@bash tests/bench/bench-s3.sh
+
+# The bucket's figures alone (BENCH_INSTALL=1 installs s3fs and rclone to
+# compare with).
+bench-s3: deps all
+	@bash tests/bench/bench-s3.sh
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin $(DESTDIR)$(PREFIX)/share/man/man1 \
@@ -119,5 +126,5 @@ install: $(PROGS)
 clean:
 	rm -rf $(B) build-asan
 
-.PHONY: all deps demo test unit asan-unit bench install clean
+.PHONY: all deps demo test unit asan-unit bench bench-s3 install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -78,7 +78,8 @@ static void usage(FILE *f)
 "  --state DIR         state directory (default /var/lib/lakefs/default for\n"
 "                      root, $XDG_DATA_HOME/lakefs/default otherwise)\n"
 "  --block-size SIZE   block size of a new filesystem, a power of two from\n"
-"                      64K to 16M (default 1M); fixed once created\n"
+"                      64K to 16M (default 1M, or 4M when it is created\n"
+"                      with --store); fixed once created\n"
 "  --store s3://BUCKET[/PREFIX]   mirror every block and the metadata to\n"
 "                      an S3-protocol bucket (remembered in the state\n"
 "                      directory: later mounts need not repeat it)\n"
@@ -587,7 +588,7 @@ static void daemonize_done(int notify_fd)
 int main(int argc, char **argv)
 {
 	struct mount_opts o = {
-		.block_size = 1 << 20,
+		.block_size = 0,	/* 1M, or 4M with a bucket */
 		.dirty_max = 32 << 20,
 		.cache_mem = 64 << 20,
 		.read_ahead = 1 << 20,
@@ -623,7 +624,7 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	mallopt(M_ARENA_MAX, 4);
-	if (!check_block_size(o.block_size)) {
+	if (o.block_size && !check_block_size(o.block_size)) {
 		fprintf(stderr, "lakefs-mount: block size must be a power of two "
 			"from 64K to 16M\n");
 		return 2;
@@ -659,7 +660,14 @@ int main(int argc, char **argv)
 	}
 
 	vo.state_dir = state;
-	vo.block_size = (uint32_t)o.block_size;
+	/*
+	 * A filesystem created with a bucket gets 4 MiB blocks unless told
+	 * otherwise: every block is one object, and S3 charges, limits and
+	 * (in s3rver's case) spends CPU per request, so a quarter of the
+	 * requests is worth more than finer deduplication.
+	 */
+	vo.block_size = (uint32_t)(o.block_size ? o.block_size :
+				   o.store ? 4u << 20 : 1u << 20);
 	vo.dirty_max = o.dirty_max;
 	vo.cache_bytes = o.cache_mem;
 	vo.seal_threads = o.seal_threads;

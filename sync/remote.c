@@ -39,6 +39,12 @@
  * network request or a local put. Uploaders wait on r->work, drain waiters
  * on r->drain.
  *
+ * A queued block's compressed bytes are also kept in memory, up to
+ * MEM_QUEUE_MAX bytes in all, and the uploader sends them from there: the
+ * local put wrote them with O_DIRECT, past the page cache, and reading
+ * them back from the disk would cost as much as the upload. Blocks queued
+ * beyond that bound, or before a restart, are read from the local store.
+ *
  * Failure: an upload that fails after the client's own retries puts the
  * block back at its place in the queue and pauses all uploaders with an
  * exponential backoff (capped at 5 s), so a bucket that is down costs no
@@ -62,6 +68,7 @@
 #define RB_MIN_BUCKETS (1u << 14)
 #define BACKOFF_MAX_NS (5ull * 1000000000ull)
 #define BACKOFF_MIN_NS (200ull * 1000000ull)
+#define MEM_QUEUE_MAX (64ull << 20)	/* queued bytes also kept in memory */
 
 struct rblock {
 	struct rblock *hnext;
@@ -71,6 +78,7 @@ struct rblock {
 	uint64_t qseq;			/* while pending */
 	uint64_t queued_ns;		/* wall clock */
 	uint32_t size;			/* stored bytes of the local copy */
+	void *mem;			/* while queued: the bytes, or NULL */
 	unsigned local : 1, pending : 1, putting : 1, busy : 1, del_after : 1,
 		 in_lru : 1;
 };
@@ -98,6 +106,7 @@ struct remote {
 	int stop;			/* lock */
 	struct remote_stats st;		/* figures; lock */
 	uint64_t last_error_ns;		/* monotonic; lock */
+	uint64_t mem_bytes;		/* of the queued blocks' mem; lock */
 
 	pthread_t *threads;
 	int nthreads;
@@ -286,6 +295,11 @@ static void dequeue_locked(struct remote *r, struct rblock *e, int uploaded)
 	e->qnext->qprev = e->qprev;
 	e->qprev = e->qnext = NULL;
 	e->pending = 0;
+	if (e->mem) {
+		free(e->mem);
+		e->mem = NULL;
+		r->mem_bytes -= e->size;
+	}
 	r->st.pending_blocks--;
 	r->st.pending_bytes -= e->size;
 	pthread_cond_broadcast(&r->drain);
@@ -382,7 +396,7 @@ static void *uploader(void *arg)
 		struct rblock *e;
 		struct s3_error err;
 		char key[80], hex[BS_HEX_LEN + 1];
-		void *data = NULL;
+		void *data = NULL, *mem;
 		size_t len = 0;
 		uint64_t now = mono_ns();
 		int ret;
@@ -399,13 +413,15 @@ static void *uploader(void *arg)
 			continue;
 		}
 		e->busy = 1;
+		mem = e->mem;	/* stays until dequeued, which waits for !busy */
+		len = e->size;
 		pthread_mutex_unlock(&r->lock);
 
 		bs_hash_hex(&e->h, hex);
 		remote_block_key(&e->h, key);
-		ret = r->local.ops->get(r->local.ctx, &e->h, &data, &len);
+		ret = mem ? 0 : r->local.ops->get(r->local.ctx, &e->h, &data, &len);
 		if (ret == 0) {
-			ret = s3_put(r->s3, key, data, len, &err);
+			ret = s3_put(r->s3, key, mem ? mem : data, len, &err);
 			free(data);
 		} else {
 			snprintf(err.msg, sizeof(err.msg), "block %s is queued but "
@@ -460,7 +476,8 @@ static int remote_put(void *ctx, const struct bs_hash *h, const void *data,
 {
 	struct remote *r = ctx;
 	struct rblock *e;
-	int queued = 0, ret;
+	void *copy = NULL;
+	int queued = 0, mem_ok = 0, ret;
 
 	pthread_mutex_lock(&r->lock);
 	e = rb_get(r, h);
@@ -504,15 +521,34 @@ static int remote_put(void *ctx, const struct bs_hash *h, const void *data,
 	pthread_mutex_unlock(&r->lock);
 
 	ret = r->local.ops->put(r->local.ctx, h, data, len);
+	if (ret == 0 && queued) {
+		/* the copy is made outside the lock; the bound is checked
+		 * again under it */
+		pthread_mutex_lock(&r->lock);
+		mem_ok = r->mem_bytes + len <= MEM_QUEUE_MAX;
+		if (mem_ok)
+			r->mem_bytes += len;	/* reserved */
+		pthread_mutex_unlock(&r->lock);
+		copy = mem_ok ? malloc(len ? len : 1) : NULL;
+		if (copy)
+			memcpy(copy, data, len);
+	}
 
 	pthread_mutex_lock(&r->lock);
 	e->putting = 0;
 	e->del_after = 0;
+	if (mem_ok && (!copy || !e->pending || e->mem)) {
+		r->mem_bytes -= len;	/* the reservation goes unused */
+		free(copy);
+		copy = NULL;
+	}
 	if (ret < 0) {
 		if (queued)
 			dequeue_locked(r, e, 0);
 		rb_maybe_free(r, e);
 	} else {
+		if (copy)
+			e->mem = copy;
 		local_add_locked(r, e, (uint32_t)len);
 		pthread_cond_signal(&r->work);
 	}
@@ -671,6 +707,7 @@ static void remote_close(struct remote *r)
 
 		for (; e; e = next) {
 			next = e->hnext;
+			free(e->mem);
 			free(e);
 		}
 	}

@@ -69,6 +69,8 @@ STATE=$T/state1
 MNT=$T/mnt1
 lfs_mount "$MNT" "$STATE" --store "s3://$S3_BUCKET/tree" --endpoint "$S3_ENDPOINT"
 ok $? "mount a fresh state mirrored to s3://$S3_BUCKET/tree"
+is "$(status_num "$MNT" block_size)" 4194304 \
+	"a filesystem created with a bucket has 4 MiB blocks by default"
 
 build_tree() {
 	set -e

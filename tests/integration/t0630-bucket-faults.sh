@@ -266,7 +266,7 @@ M4=$T/m4
 BD=$T/s3data/$S3_BUCKET/corrupt/blocks
 head -c $((3 * MiB)) /dev/urandom >"$T/victim"
 head -c $((2 * MiB + 5)) /dev/urandom >"$T/other"
-lfs_mount "$M4" "$T/s4" --store "s3://$S3_BUCKET/corrupt" --endpoint "$S3_ENDPOINT"
+lfs_mount "$M4" "$T/s4" --block-size 1M --store "s3://$S3_BUCKET/corrupt" --endpoint "$S3_ENDPOINT"
 ok $? "corrupt: mount"
 cp "$T/victim" "$M4/victim"
 timeout 60 "$BIN/lakefs" sync "$M4" --timeout 50 --quiet >/dev/null
@@ -358,7 +358,7 @@ M6=$T/m6
 CAP=$((64 * MiB))
 for i in 1 2 3 4 5 6; do head -c $((32 * MiB)) /dev/urandom >"$T/c$i"; done
 ( cd "$T" && sha256sum c1 c2 c3 c4 c5 c6 ) >"$T/cap.sums"
-lfs_mount "$M6" "$T/s6" --store "s3://$S3_BUCKET/cap" --endpoint "$S3_ENDPOINT" \
+lfs_mount "$M6" "$T/s6" --block-size 1M --store "s3://$S3_BUCKET/cap" --endpoint "$S3_ENDPOINT" \
 	-o cache_size=64M
 ok $? "cap: mount with cache_size=64M"
 is "$(status_num "$M6" local_cap_bytes)" "$CAP" "cap: local_cap_bytes is 64 MiB"
