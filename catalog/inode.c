@@ -1134,8 +1134,8 @@ static int touch_atime_locked(struct vfs *v, struct inode *in)
 
 static void prefetch_after(struct vfs *v, struct inode *in, uint64_t idx)
 {
-	uint64_t depth = v->opt.prefetch_blocks > 0 ? (uint64_t)v->opt.prefetch_blocks :
-			 PREFETCH_BLOCKS;
+	uint64_t depth = v->opt.prefetch_bytes ?
+			 MAX(2, v->opt.prefetch_bytes / v->bsize) : PREFETCH_BLOCKS;
 
 	for (uint64_t i = idx + 1; i <= idx + depth; i++) {
 		struct bs_hash h;

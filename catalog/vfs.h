@@ -29,7 +29,7 @@ struct vfs_options {
 	size_t cache_bytes;	/* plaintext block cache */
 	int seal_threads;
 	int zstd_level;
-	int prefetch_blocks;	/* read-ahead depth in blocks (0: 8) */
+	uint64_t prefetch_bytes;	/* read-ahead depth (0: 8 blocks) */
 	int prefetch_threads;	/* read-ahead workers (0: 3) */
 	/* optional: stack a backend over the local store (the bucket); it
 	 * takes *be over, also when it fails */

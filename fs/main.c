@@ -685,7 +685,7 @@ int main(int argc, char **argv)
 		vo.wrap_arg = &wc;
 		vo.journal_mark = journal_mark;
 		/* a fetch is a network round trip: more of them in flight */
-		vo.prefetch_blocks = 16;
+		vo.prefetch_bytes = 32 << 20;
 		vo.prefetch_threads = 8;
 		d.durability_remote = o.durability_remote;
 		d.remote_timeout_ns = o.remote_timeout * 1000000000ull;

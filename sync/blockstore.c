@@ -310,13 +310,22 @@ static int load_block(struct blockstore *bs, const struct bs_hash *h,
 
 	if (!zc)
 		return -ENOMEM;
-	ret = bs->be.ops->get(bs->be.ctx, h, &z, &zlen);
+	*out = NULL;
+	ret = bs->be.ops->get_checked ?
+	      bs->be.ops->get_checked(bs->be.ctx, h, &z, &zlen, out, outlen) :
+	      bs->be.ops->get(bs->be.ctx, h, &z, &zlen);
 	if (ret < 0) {
 		bs_hash_hex(h, hex);
 		log_err("cannot read block %s from the %s store: %s", hex,
 			bs->be.ops->name, strerror(-ret));
 		return ret == -ENOENT ? -EIO : ret;
 	}
+	if (*out && *outlen <= bs->opt.block_size) {
+		free(z);	/* checked by the backend as it fetched it */
+		return 0;
+	}
+	free(*out);
+	*out = NULL;
 	ret = check_frame(zc->d, h, z, zlen, bs->opt.block_size, out, outlen);
 	free(z);
 	return ret;

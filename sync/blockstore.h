@@ -29,6 +29,11 @@ struct bs_backend_ops {
 	int (*sync)(void *ctx);		/* make every put so far durable */
 	/* optional: start fetching h in the background (a read-ahead hint) */
 	void (*advise)(void *ctx, const struct bs_hash *h);
+	/* optional: get, and when the backend has already checked the bytes
+	 * (a fetch from the bucket) also their plaintext in *plain, which
+	 * spares the store a second decompression and hash */
+	int (*get_checked)(void *ctx, const struct bs_hash *h, void **data,
+			   size_t *len, unsigned char **plain, size_t *plen);
 	/* call fn for every stored block older than before_ns (wall clock) */
 	int (*scan)(void *ctx, uint64_t before_ns,
 		    void (*fn)(void *arg, const struct bs_hash *h), void *arg);

@@ -556,7 +556,8 @@ static int remote_put(void *ctx, const struct bs_hash *h, const void *data,
 	return ret;
 }
 
-static int remote_get(void *ctx, const struct bs_hash *h, void **data, size_t *len)
+static int remote_get_checked(void *ctx, const struct bs_hash *h, void **data,
+			      size_t *len, unsigned char **plain, size_t *plen)
 {
 	struct remote *r = ctx;
 	struct rblock *e;
@@ -588,7 +589,7 @@ static int remote_get(void *ctx, const struct bs_hash *h, void **data, size_t *l
 		pthread_mutex_unlock(&r->lock);
 		return ret == -ENOENT ? -EIO : ret;
 	}
-	if (bs_check_frame(h, *data, *len, r->opt.block_max, NULL, NULL) < 0) {
+	if (bs_check_frame(h, *data, *len, r->opt.block_max, plain, plen) < 0) {
 		log_err("block %s fetched from the bucket is corrupt: not kept, "
 			"not served", hex);
 		free(*data);
@@ -618,6 +619,16 @@ static int remote_get(void *ctx, const struct bs_hash *h, void **data, size_t *l
 		rb_maybe_free(r, e);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
+}
+
+static int remote_get(void *ctx, const struct bs_hash *h, void **data, size_t *len)
+{
+	unsigned char *plain = NULL;
+	size_t plen;
+	int ret = remote_get_checked(ctx, h, data, len, &plain, &plen);
+
+	free(plain);
+	return ret;
 }
 
 static int remote_has(void *ctx, const struct bs_hash *h, uint64_t *size)
@@ -738,6 +749,7 @@ static const struct bs_backend_ops remote_ops = {
 	.name = "bucket",
 	.put = remote_put,
 	.get = remote_get,
+	.get_checked = remote_get_checked,
 	.has = remote_has,
 	.del = remote_del,
 	.sync = remote_sync_op,
