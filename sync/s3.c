@@ -330,6 +330,7 @@ struct s3_req {
 	/* outcome */
 	long http;
 	curl_off_t clen;
+	size_t hint;			/* Content-Length as announced, or 0 */
 };
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
@@ -341,6 +342,21 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 	if (n > r->cap || r->resp_len > r->cap - n) {
 		r->too_big = 1;
 		return 0;
+	}
+	if (!r->resp_alloc && r->hint && r->hint < r->cap) {
+		/*
+		 * The whole body at once, page-aligned: a fetched block goes
+		 * on to the local store, which writes aligned buffers with
+		 * O_DIRECT, and no realloc copies it on the way.
+		 */
+		void *p = NULL;
+
+		ncap = (r->hint + 1 + 4095) & ~(size_t)4095;
+		if (posix_memalign(&p, 4096, ncap) == 0) {
+			free(r->resp);
+			r->resp = p;
+			r->resp_alloc = ncap;
+		}
 	}
 	if (r->resp_len + n + 1 > r->resp_alloc) {
 		ncap = r->resp_alloc ? r->resp_alloc : 4096;
@@ -384,6 +400,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	struct s3_req *r = arg;
 	size_t n = size * nmemb, v, e;
 
+	if (n > 15 && strncasecmp(data, "Content-Length:", 15) == 0)
+		r->hint = (size_t)strtoull(data + 15, NULL, 10);
 	if (n > 5 && strncasecmp(data, "ETag:", 5) == 0) {
 		for (v = 5; v < n && (data[v] == ' ' || data[v] == '\t'); v++)
 			;
@@ -404,6 +422,7 @@ static void reset_response(struct s3_req *r)
 	r->etag[0] = '\0';
 	r->http = 0;
 	r->clen = -1;
+	r->hint = 0;
 }
 
 static CURL *pool_get(struct s3_client *c)
