@@ -683,7 +683,10 @@ static int setup(struct s3_client *c, CURL *h, struct s3_req *r,
 	char sha[65], line[128];
 	struct curl_slist *l = NULL;
 
-	payload_sha256(r->body, r->send_body ? r->body_len : 0, sha);
+	if (c->cfg.unsigned_payload && r->send_body && r->body_len > 0)
+		snprintf(sha, sizeof(sha), "UNSIGNED-PAYLOAD");
+	else
+		payload_sha256(r->body, r->send_body ? r->body_len : 0, sha);
 	if (!sha[0])
 		return -EIO;
 	snprintf(line, sizeof(line), "x-amz-content-sha256: %s", sha);

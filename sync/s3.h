@@ -24,6 +24,8 @@ struct s3_config {
 	long backoff_base_ms;	/* default 100; full jitter, capped at 10 s */
 	size_t multipart_threshold;	/* s3_put above this uses multipart (default 64 MiB) */
 	size_t part_size;	/* default 16 MiB, at least 5 MiB */
+	int unsigned_payload;	/* sign bodies as UNSIGNED-PAYLOAD (they carry
+				 * their own check: block hashes, zstd sums) */
 };
 
 /*
