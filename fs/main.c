@@ -62,6 +62,7 @@ struct mount_opts {
 	uint64_t upload_threads;
 	uint64_t remote_timeout;	/* seconds an fsync waits for the bucket */
 	uint64_t multipart_threshold, part_size;
+	uint64_t snapshot_records, snapshot_interval;
 	char fuse_opts[4096];	/* passed through to FUSE, comma-separated */
 };
 
@@ -121,6 +122,9 @@ static void usage(FILE *f)
 "                      seconds without the bucket (default 300)\n"
 "  upload_threads=N    parallel uploads (default 8)\n"
 "  multipart_threshold=SIZE, part_size=SIZE   multipart uploads (64M, 16M)\n"
+"  snapshot_records=N, snapshot_interval=S    a metadata snapshot after N\n"
+"                      journal records (100000) or S seconds with changes\n"
+"                      (3600)\n"
 "Other -o options (allow_other, ro, ...) are passed to FUSE; the mount\n"
 "helper drops rw, defaults, auto, noauto, nofail, _netdev, user, users.\n");
 }
@@ -243,6 +247,16 @@ static int apply_opt(struct mount_opts *o, char *opt)
 		return parse_size(val, &o->multipart_threshold);
 	if (strcmp(opt, "part_size") == 0 && val)
 		return parse_size(val, &o->part_size);
+	if ((strcmp(opt, "snapshot_records") == 0 || strcmp(opt, "snapshot_interval") == 0) &&
+	    val) {
+		if (parse_size(val, &n) < 0 || n < 1)
+			return -EINVAL;
+		if (opt[9] == 'r')
+			o->snapshot_records = n;
+		else
+			o->snapshot_interval = n;
+		return 0;
+	}
 	if ((strcmp(opt, "upload_threads") == 0 || strcmp(opt, "remote_timeout") == 0) &&
 	    val) {
 		if (parse_size(val, &n) < 0 || n < 1 || (opt[0] == 'u' && n > 64))
@@ -698,7 +712,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (d.s3) {
-		struct journal_options jo = { 0 };
+		struct journal_options jo = {
+			.snap_records = o.snapshot_records,
+			.snap_interval_s = o.snapshot_interval,
+		};
 
 		err = journal_start(&d.journal, vfs_meta(d.vfs), d.remote, d.s3, &jo,
 				    &errmsg);
