@@ -62,6 +62,7 @@ struct journal {
 	pthread_mutex_t lock;
 	pthread_cond_t kick, done;
 	int stop, kicked, exited;	/* lock */
+	int fork;			/* a snapshot must precede any segment */
 	uint64_t shipped;		/* last record in the bucket; lock */
 	uint64_t snap_seq;		/* newest snapshot in the bucket; lock */
 	int have_snap;			/* lock */
@@ -413,6 +414,7 @@ static int ship_snapshot(struct journal *j)
 	}
 	pthread_mutex_lock(&j->lock);
 	j->have_snap = 1;
+	j->fork = 0;
 	j->snap_seq = seq;
 	j->snap_ns = mono_ns();
 	j->st.snapshots++;
@@ -444,7 +446,7 @@ static void *journal_main(void *arg)
 			pending_since = 0;
 		else if (!pending_since)
 			pending_since = now;
-		ship = j->shipped < last &&
+		ship = !j->fork && j->shipped < last &&
 		       (j->kicked || j->stop ||
 			now - pending_since >= j->opt.linger_ms * 1000000ull ||
 			last - j->shipped >= SEG_MAX_RECORDS);
@@ -544,6 +546,7 @@ int journal_start(struct journal **out, struct meta *m, struct remote *r,
 	struct first_ctx fc = { 0 };
 	struct s3_error err;
 	char msg[1024] = "";
+	uint64_t seen;
 	int ret;
 
 	if (!j)
@@ -579,14 +582,42 @@ int journal_start(struct journal **out, struct meta *m, struct remote *r,
 		}
 	}
 	name_list_free(&snaps);
+	ret = list_sorted(s3, "meta/journal/", &snaps, &err);
+	if (ret < 0) {
+		snprintf(msg, sizeof(msg), "cannot list the bucket: %s", err.msg);
+		goto fail;
+	}
+	seen = j->have_snap ? j->snap_seq : 0;
+	for (size_t i = 0; i < snaps.n; i++) {
+		uint64_t first, last;
+
+		if (seg_name_range(snaps.v[i], &first, &last) == 0)
+			seen = MAX(seen, last);
+	}
+	name_list_free(&snaps);
+	if (seen > meta_journal_last(m)) {
+		/*
+		 * The bucket speaks of records this state never had: a restore
+		 * that stopped early at a damaged segment, or another daemon on
+		 * the same prefix. Go on after all of them, from a snapshot of
+		 * our own that goes up before any segment, so that no restore
+		 * ever mixes the two histories.
+		 */
+		log_warn("the bucket holds metadata records up to %" PRIu64 " that "
+			 "this state (at record %" PRIu64 ") never had; going on "
+			 "from a new snapshot at record %" PRIu64, seen,
+			 meta_journal_last(m), seen + 1);
+		ret = meta_journal_skip(m, seen + 1);
+		if (ret < 0) {
+			snprintf(msg, sizeof(msg), "cannot renumber the journal");
+			goto fail;
+		}
+		j->fork = 1;
+		j->have_snap = 0;
+	}
 	j->snap_ns = mono_ns();
 	meta_journal_scan(m, 0, first_one, &fc);
 	j->shipped = fc.found ? fc.seq - 1 : meta_journal_last(m);
-	if (j->have_snap && j->snap_seq > meta_journal_last(m))
-		log_warn("the bucket's newest snapshot (record %" PRIu64 ") is ahead "
-			 "of this state (record %" PRIu64 "): another daemon may "
-			 "be writing to the same bucket", j->snap_seq,
-			 meta_journal_last(m));
 	*out = j;
 	return 0;
 fail:

@@ -757,6 +757,28 @@ int meta_journal_scan(struct meta *m, uint64_t from,
 	return ret;
 }
 
+int meta_journal_skip(struct meta *m, uint64_t seq)
+{
+	unsigned char v[8];
+	char *err = NULL;
+	int ret;
+
+	ret = meta_journal_trim(m, UINT64_MAX);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&m->lock);
+	m->jseq = MAX(m->jseq, seq);
+	put_be64(v, m->jseq);
+	leveldb_put(m->db, m->wopts_sync, "j", 1, (char *)v, sizeof(v), &err);
+	pthread_mutex_unlock(&m->lock);
+	if (err) {
+		log_err("metadata journal: %s", err);
+		leveldb_free(err);
+		return -EIO;
+	}
+	return 0;
+}
+
 int meta_journal_trim(struct meta *m, uint64_t upto)
 {
 	leveldb_iterator_t *it = leveldb_create_iterator(m->db, m->ropts);

@@ -147,6 +147,8 @@ int meta_journal_scan(struct meta *m, uint64_t from,
 		      void *arg);
 /* Delete the records up to and including seq upto. */
 int meta_journal_trim(struct meta *m, uint64_t upto);
+/* Drop every record and go on numbering after seq (a new lineage). */
+int meta_journal_skip(struct meta *m, uint64_t seq);
 /* 1 for keys that describe this state's shipping, not the filesystem. */
 int meta_key_is_local(const void *k, size_t kn);
 /*

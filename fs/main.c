@@ -628,8 +628,10 @@ int main(int argc, char **argv)
 	struct stat mst;
 	int notify_fd = -1, ret = 1, err;
 
-	if (parse_args(argc, argv, &o) < 0)
-		return 2;
+	if (parse_args(argc, argv, &o) < 0) {
+		ret = 2;
+		goto done;
+	}
 	/*
 	 * Block buffers (1 MiB) come and go at disk speed. Served by mmap, each
 	 * one costs 256 page faults and zeroing; kept in the heap (no trimming
@@ -641,7 +643,8 @@ int main(int argc, char **argv)
 	if (o.block_size && !check_block_size(o.block_size)) {
 		fprintf(stderr, "lakefs-mount: block size must be a power of two "
 			"from 64K to 16M\n");
-		return 2;
+		ret = 2;
+		goto done;
 	}
 	if (!realpath(o.mountpoint, mnt) || stat(mnt, &mst) < 0) {
 		int e = errno;
@@ -649,18 +652,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lakefs-mount: mount point %s: %s%s\n",
 			o.mountpoint, strerror(e), e == ENOTCONN ?
 			" (a lakefs daemon died there; run fusermount3 -u on it, then mount again)" : "");
-		return 1;
+		ret = 1;
+		goto done;
 	}
 	if (!S_ISDIR(mst.st_mode)) {
 		fprintf(stderr, "lakefs-mount: mount point %s: not a directory\n",
 			o.mountpoint);
-		return 1;
+		ret = 1;
+		goto done;
 	}
 	err = mkdir_p(o.state, 0700);
 	if (err < 0 || !realpath(o.state, state)) {
 		fprintf(stderr, "lakefs-mount: cannot create state directory %s: %s\n",
 			o.state, strerror(err < 0 ? -err : errno));
-		return 1;
+		ret = 1;
+		goto done;
 	}
 	if (!o.default_permissions && (geteuid() == 0 || strstr(o.fuse_opts, "allow_other")))
 		fprintf(stderr, "lakefs-mount: warning: no_default_permissions: the "
@@ -670,7 +676,8 @@ int main(int argc, char **argv)
 	if (!o.foreground && daemonize_start(&notify_fd) < 0) {
 		fprintf(stderr, "lakefs-mount: cannot start the daemon: %s\n",
 			strerror(errno));
-		return 1;
+		ret = 1;
+		goto done;
 	}
 
 	vo.state_dir = state;
@@ -686,8 +693,10 @@ int main(int argc, char **argv)
 	vo.cache_bytes = o.cache_mem;
 	vo.seal_threads = o.seal_threads;
 	vo.zstd_level = o.zstd_level;
-	if (setup_store(&o, state, &d, &sr) < 0)
-		return 1;
+	if (setup_store(&o, state, &d, &sr) < 0) {
+		ret = 1;
+		goto done;
+	}
 	if (d.s3) {
 		wc.d = &d;
 		wc.state = state;
@@ -709,7 +718,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lakefs-mount: %s\n", errmsg ? errmsg : strerror(-err));
 		free(errmsg);
 		s3_close(d.s3);
-		return 1;
+		ret = 1;
+		goto done;
 	}
 	if (d.s3) {
 		struct journal_options jo = {
@@ -728,7 +738,8 @@ int main(int argc, char **argv)
 			journal_stop(d.journal, 0);
 			vfs_close_fs(d.vfs);
 			s3_close(d.s3);
-			return 1;
+			ret = 1;
+			goto done;
 		}
 	}
 	vfs_set_root_extra(d.vfs, CTL_DIR_NAME, CTL_DIR_INO);
@@ -799,6 +810,7 @@ out:
 	}
 	vfs_close_fs(d.vfs);
 	s3_close(d.s3);
+done:
 	free(o.state);
 	free(o.store);
 	free(o.endpoint);

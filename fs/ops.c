@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <fuse_lowlevel.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +34,26 @@
 
 #define CTL_FH_TAG 1	/* control handles are tagged pointers */
 
+/*
+ * A control file's open handle: the document rendered at open. It is
+ * freed when both the release and every read in progress are done: the
+ * kernel completes a read as soon as our reply is written, so the reader
+ * may close, and another thread may handle the release, before the
+ * thread that wrote the reply has returned from writev.
+ */
 struct ctl_handle {
 	char *buf;
 	size_t len;
+	atomic_int refs;
 };
+
+static void ctl_handle_put(struct ctl_handle *h)
+{
+	if (atomic_fetch_sub(&h->refs, 1) == 1) {
+		free(h->buf);
+		free(h);
+	}
+}
 
 static struct fsd *fsd_of(fuse_req_t req)
 {
@@ -301,6 +318,7 @@ static void lfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_reply_err(req, -err);
 			return;
 		}
+		atomic_init(&h->refs, 1);
 		fi->fh = (uintptr_t)h | CTL_FH_TAG;
 		fi->direct_io = 1;
 		fuse_reply_open(req, fi);
@@ -379,7 +397,9 @@ static void lfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct ctl_handle *h = ctl_fh(fi);
 		size_t o = (size_t)off < h->len ? (size_t)off : h->len;
 
+		atomic_fetch_add(&h->refs, 1);
 		fuse_reply_buf(req, h->buf + o, MIN(size, h->len - o));
+		ctl_handle_put(h);
 		return;
 	}
 	n = vfs_read_segs(v, vfs_fh(fi), size, (uint64_t)off, &segs, &nseg);
@@ -422,8 +442,7 @@ static void lfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 {
 	(void)ino;
 	if (is_ctl_fh(fi)) {
-		free(ctl_fh(fi)->buf);
-		free(ctl_fh(fi));
+		ctl_handle_put(ctl_fh(fi));
 	} else {
 		vfs_release(fsd_of(req)->vfs, vfs_fh(fi));
 	}

@@ -13,6 +13,9 @@
 #  4. A journal segment damaged in the bucket: restore stops before it,
 #     warns, and what it restores is a consistent earlier state (mounts,
 #     reads, passes lakefs verify).
+#  5. Writing on that earlier state starts a new history after every
+#     record the bucket holds (a snapshot first), so the next restore
+#     gives exactly that state plus the new write.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../s3lib.sh"
 
@@ -131,6 +134,18 @@ n=$(find "$T/mr3" -path "$T/mr3/.lakefs" -prune -o -type f -print | wc -l)
 ok $([ "$n" -gt 0 ] && echo 0 || echo 1) "and holds files ($n)"
 run_ok "every file of it reads" sh -c "find '$T/mr3' -path '$T/mr3/.lakefs' -prune -o -type f -print0 | xargs -0 cat >/dev/null"
 run_ok "lakefs verify passes on it" timeout 60 "$BIN/lakefs" verify "$T/mr3"
+
+# ===================================================== 5. going on from there
+# The bucket still holds the lost records' snapshot and segments; the new
+# history must not mix with them.
+echo "written after the partial restore" >"$T/mr3/after-fork"
+timeout 60 "$BIN/lakefs" sync "$T/mr3" --quiet --timeout 50; ok $? "write on it and sync"
+manifest "$T/mr3" "$T/want3"
 lfs_umount "$T/mr3"
+restore "$T/r4" "$T/r4.log"; ok $? "restore once more"
+lfs_mount "$T/mr4" "$T/r4"; ok $? "mount it"
+manifest "$T/mr4" "$T/got4"
+same "$T/want3" "$T/got4" "it is the partial restore plus the new write, nothing of the lost history"
+lfs_umount "$T/mr4"
 
 done_testing
