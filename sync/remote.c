@@ -371,6 +371,24 @@ static void local_add_locked(struct remote *r, struct rblock *e, uint32_t size)
 	evict_locked(r);
 }
 
+/*
+ * A deletion asked for while e was being put or uploaded happens once
+ * neither is going on and the block is in the bucket (or was never
+ * queued). With the lock; e may be freed.
+ */
+static void settle_locked(struct remote *r, struct rblock *e)
+{
+	if (!e->del_after || e->putting || e->busy || e->pending)
+		return;
+	e->del_after = 0;
+	if (e->local && r->local.ops->del(r->local.ctx, &e->h) == 0) {
+		e->local = 0;
+		r->st.local_blocks--;
+		r->st.local_bytes -= e->size;
+	}
+	rb_maybe_free(r, e);
+}
+
 /* ---- the uploaders ---- */
 
 static void set_error_locked(struct remote *r, const char *msg)
@@ -435,18 +453,13 @@ static void *uploader(void *arg)
 			r->st.uploaded_blocks++;
 			r->st.uploaded_bytes += len;
 			r->fail_streak = 0;
+			/* e may be freed by either; it is not used after */
 			if (e->del_after) {
-				e->del_after = 0;
-				if (e->local) {
-					r->local.ops->del(r->local.ctx, &e->h);
-					e->local = 0;
-					r->st.local_blocks--;
-					r->st.local_bytes -= e->size;
-				}
+				settle_locked(r, e);
 			} else {
+				rb_maybe_free(r, e);
 				evict_locked(r);
 			}
-			rb_maybe_free(r, e);
 		} else if (ret == -ENOENT && !e->local) {
 			/* queued, then the daemon died before the file was
 			 * written: nothing can reference it */
@@ -536,7 +549,6 @@ static int remote_put(void *ctx, const struct bs_hash *h, const void *data,
 
 	pthread_mutex_lock(&r->lock);
 	e->putting = 0;
-	e->del_after = 0;
 	if (mem_ok && (!copy || !e->pending || e->mem)) {
 		r->mem_bytes -= len;	/* the reservation goes unused */
 		free(copy);
@@ -549,6 +561,8 @@ static int remote_put(void *ctx, const struct bs_hash *h, const void *data,
 	} else {
 		if (copy)
 			e->mem = copy;
+		/* still queued: a deletion asked for meanwhile waits for
+		 * the upload (the uploader settles it) */
 		local_add_locked(r, e, (uint32_t)len);
 		pthread_cond_signal(&r->work);
 	}
@@ -613,10 +627,15 @@ static int remote_get_checked(void *ctx, const struct bs_hash *h, void **data,
 	ret = r->local.ops->put(r->local.ctx, h, *data, *len);
 	pthread_mutex_lock(&r->lock);
 	e->putting = 0;
-	if (ret == 0)
-		local_add_locked(r, e, (uint32_t)*len);
-	else
+	if (ret == 0 && !e->del_after) {
+		local_add_locked(r, e, (uint32_t)*len);	/* may evict e */
+	} else {
+		/* the block lost its last reference while we kept it */
+		if (ret == 0)
+			r->local.ops->del(r->local.ctx, h);
+		e->del_after = 0;
 		rb_maybe_free(r, e);
+	}
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }
