@@ -7,6 +7,7 @@
 #   make bench-s3      the bucket's figures alone (BENCH_INSTALL=1: with s3fs, rclone)
 #   make install       install programs and man pages under $(PREFIX)
 #   make SANITIZE=address,undefined test
+#   make fuzz          run the parsers' libFuzzer harnesses (FUZZ_SECONDS=60 each)
 #
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
@@ -33,7 +34,8 @@ endif
 
 LIB_SRC   := util/log.c util/util.c sync/workq.c sync/local.c sync/blockstore.c sync/s3.c \
              sync/remote.c catalog/journal.c \
-             catalog/meta.c catalog/inode.c catalog/ns.c catalog/types.c
+             catalog/meta.c catalog/inode.c catalog/ns.c catalog/types.c \
+             catalog/csv.c catalog/json.c
 FS_SRC    := fs/main.c fs/ops.c fs/ctl.c
 TOOL_SRC  := tools/lakefs.c
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -114,6 +116,13 @@ bench: deps all
 bench-s3: deps all
 	@bash tests/bench/bench-s3.sh
 
+# The parsers' libFuzzer harnesses (tests/fuzz/), built with clang into
+# build-fuzz/ and run FUZZ_SECONDS each on a copy of their corpus. Not part of
+# make test; installs clang when it is missing and we are root.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tools/fuzz.sh
+
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin $(DESTDIR)$(PREFIX)/share/man/man1 \
 	        $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
@@ -124,7 +133,7 @@ install: $(PROGS)
 	install -m 644 man/lakefs-mount.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
-	rm -rf $(B) build-asan
+	rm -rf $(B) build-asan build-fuzz
 
-.PHONY: all deps demo test unit asan-unit bench bench-s3 install clean
+.PHONY: all deps demo test unit asan-unit fuzz bench bench-s3 install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -238,7 +238,8 @@ void gbuf_add(struct gbuf *b, const void *d, size_t n)
 		b->p = p;
 		b->cap = cap;
 	}
-	memcpy(b->p + b->n, d, n);
+	if (n)
+		memcpy(b->p + b->n, d, n);
 	b->n += n;
 	b->p[b->n] = '\0';	/* text stays a C string */
 }
@@ -269,4 +270,109 @@ void gbuf_printf(struct gbuf *b, const char *fmt, ...)
 	}
 	gbuf_add(b, big, (size_t)n);
 	free(big);
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is invalid
+ * or cut by the end at n. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0;	/* no overlong forms */
+		else if (c == 0xed)
+			hi = 0x9f;	/* no surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;	/* nothing above U+10FFFF */
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+size_t utf8_invalid_at(const void *v, size_t n)
+{
+	const unsigned char *p = v;
+	size_t i = 0;
+
+	while (i < n) {
+		size_t k;
+
+		/* ASCII runs, eight bytes at a time */
+		while (i + 8 <= n) {
+			uint64_t w;
+
+			memcpy(&w, p + i, 8);
+			if (w & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		k = utf8_seq(p + i, n - i);
+		if (!k)
+			return i;
+		i += k;
+	}
+	return n;
+}
+
+int text_looks_binary(const unsigned char *p, size_t n, int more, char *why,
+		      size_t whylen)
+{
+	size_t ctl = 0, bad = 0, i = 0;
+
+	if (n >= 2 && ((p[0] == 0xff && p[1] == 0xfe) || (p[0] == 0xfe && p[1] == 0xff))) {
+		snprintf(why, whylen, "UTF-16 or UTF-32 text (byte-order mark %02x %02x): "
+			 "convert it to UTF-8", p[0], p[1]);
+		return 1;
+	}
+	if (n >= 4 && p[0] == 0 && p[1] == 0 && p[2] == 0xfe && p[3] == 0xff) {
+		snprintf(why, whylen, "UTF-32 text (byte-order mark): convert it to UTF-8");
+		return 1;
+	}
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t k;
+
+		if (c < 0x80) {
+			if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f') ||
+			    c == 0x7f)
+				ctl++;
+			i++;
+			continue;
+		}
+		k = utf8_seq(p + i, n - i);
+		if (!k) {
+			if (more && n - i < 4 && c >= 0xc2 && c <= 0xf4)
+				break;	/* cut by the end of the sample */
+			bad++;
+			k = 1;
+		}
+		i += k;
+	}
+	if (n && (ctl * 2 + bad) * 4 > n) {
+		snprintf(why, whylen, "binary data: %zu control bytes and %zu bytes of "
+			 "invalid UTF-8 in the first %zu bytes", ctl, bad, n);
+		return 1;
+	}
+	return 0;
 }

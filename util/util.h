@@ -55,6 +55,25 @@ void gbuf_add(struct gbuf *b, const void *d, size_t n);
 void gbuf_printf(struct gbuf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF): the offset of the first byte that does not belong to a valid
+ * sequence, or n when all n bytes are valid. A sequence cut by the end of
+ * the buffer is invalid.
+ */
+size_t utf8_invalid_at(const void *p, size_t n);
+
+/*
+ * Does the start of a text file look like binary data? p..n is the start
+ * (more: the file goes on after it, so a sequence cut at the end is not
+ * counted). Binary is: a UTF-16 or UTF-32 byte-order mark, or control bytes
+ * (other than tab, CR, LF, FF) counted twice plus bytes of invalid UTF-8
+ * making more than a quarter of the bytes. Returns 1 with the reason in why
+ * (lowercase, no trailing dot), else 0. Never reads past p + n.
+ */
+int text_looks_binary(const unsigned char *p, size_t n, int more, char *why,
+		      size_t whylen);
+
 /* fsync a directory by path; 0 or -errno. */
 int fsync_dir(const char *path);
 
