@@ -959,14 +959,7 @@ int json_feed(struct json_parser *p, const void *data, size_t n)
 	if (p->finished)
 		return fail(p, -EINVAL, "input fed after its end");
 	if (p->sniffing) {
-		size_t k = MIN(n, p->o.sniff - p->slen);
-
-		if (k)
-			memcpy(p->sample + p->slen, d, k);
-		p->slen += k;
-		d += k;
-		n -= k;
-		if (p->slen < p->o.sniff)
+		if (!sample_fill(p->sample, &p->slen, p->o.sniff, &d, &n))
 			return 0;
 		decide(p, 1);
 	}

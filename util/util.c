@@ -376,3 +376,16 @@ int text_looks_binary(const unsigned char *p, size_t n, int more, char *why,
 	}
 	return 0;
 }
+
+int sample_fill(unsigned char *sample, size_t *slen, size_t cap,
+		const unsigned char **d, size_t *n)
+{
+	size_t k = MIN(*n, cap - *slen);
+
+	if (k)
+		memcpy(sample + *slen, *d, k);
+	*slen += k;
+	*d += k;
+	*n -= k;
+	return *slen >= cap;
+}

@@ -74,6 +74,12 @@ size_t utf8_invalid_at(const void *p, size_t n);
 int text_looks_binary(const unsigned char *p, size_t n, int more, char *why,
 		      size_t whylen);
 
+/* Move what fits of the input (*d, *n) into a fixed sample buffer of cap
+ * bytes holding *slen; 1 once the sample is full (the parsers look at the
+ * start of a file before they parse it). */
+int sample_fill(unsigned char *sample, size_t *slen, size_t cap,
+		const unsigned char **d, size_t *n);
+
 /* fsync a directory by path; 0 or -errno. */
 int fsync_dir(const char *path);
 
