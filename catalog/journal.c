@@ -62,6 +62,8 @@ struct journal {
 	pthread_mutex_t lock;
 	pthread_cond_t kick, done;
 	int stop, kicked, exited;	/* lock */
+	int attached;			/* the bucket was met (attach()); lock */
+	int broken;			/* it holds another filesystem */
 	int fork;			/* a snapshot must precede any segment */
 	uint64_t shipped;		/* last record in the bucket; lock */
 	uint64_t snap_seq;		/* newest snapshot in the bucket; lock */
@@ -432,6 +434,8 @@ static void timed_wait(struct journal *j, uint64_t ns)
 	pthread_cond_timedwait(&j->kick, &j->lock, &ts);
 }
 
+static int attach(struct journal *j, char *msg, size_t cap, int *transient);
+
 static void *journal_main(void *arg)
 {
 	struct journal *j = arg;
@@ -441,6 +445,35 @@ static void *journal_main(void *arg)
 	while (j->stop < 2) {
 		uint64_t last = meta_journal_last(j->m), now = mono_ns();
 		int ship, snap, ret = 0;
+
+		if (!j->attached) {
+			char msg[1024];
+			int transient;
+
+			if (j->broken || j->stop || backoff > now) {
+				if (j->stop)
+					break;
+				timed_wait(j, j->broken ? 1000000000ull : backoff - now);
+				continue;
+			}
+			pthread_mutex_unlock(&j->lock);
+			ret = attach(j, msg, sizeof(msg), &transient);
+			if (ret < 0)
+				set_error(j, msg);
+			pthread_mutex_lock(&j->lock);
+			if (ret == 0) {
+				log_info("the bucket answers again; the metadata "
+					 "journal goes on");
+				backoff = 0;
+			} else if (!transient) {
+				log_err("the metadata journal stops: %s (records "
+					"stay in the state directory)", msg);
+				j->broken = 1;
+			} else {
+				backoff = mono_ns() + 2000000000ull;
+			}
+			continue;
+		}
 
 		if (j->shipped >= last)
 			pending_since = 0;
@@ -485,7 +518,7 @@ static void *journal_main(void *arg)
 
 /* ---- start, stop, wait ---- */
 
-static int check_fs(struct journal *j, char *msg, size_t cap)
+static int check_fs(struct journal *j, char *msg, size_t cap, struct s3_error *e)
 {
 	const struct meta_super *sup = meta_super(j->m);
 	struct s3_error err;
@@ -494,18 +527,23 @@ static int check_fs(struct journal *j, char *msg, size_t cap)
 	size_t n = 0;
 	int ret;
 
+	memset(e, 0, sizeof(*e));
+	e->http = 200;	/* a mismatch below is no transport failure */
 	hex_encode(sup->fsid, sizeof(sup->fsid), fsid);
 	snprintf(want, sizeof(want), FS_MAGIC "\nfsid %s\nblock_size %u\n", fsid,
 		 sup->block_size);
 	ret = s3_get(j->s3, "meta/fs", 0, 0, &data, &n, &err);
 	if (ret == -ENOENT) {
 		ret = s3_put(j->s3, "meta/fs", want, strlen(want), &err);
-		if (ret < 0)
+		if (ret < 0) {
 			snprintf(msg, cap, "cannot write to the bucket: %s", err.msg);
+			*e = err;
+		}
 		return ret;
 	}
 	if (ret < 0) {
 		snprintf(msg, cap, "cannot read the bucket: %s", err.msg);
+		*e = err;
 		return ret;
 	}
 	if (n < 14 || memcmp(data, FS_MAGIC "\n", 9) != 0) {
@@ -537,17 +575,93 @@ static int first_one(void *arg, uint64_t seq, const void *rec, size_t len)
 	return 1;
 }
 
+/*
+ * Meet the bucket: it holds this filesystem or nothing yet (meta/fs), which
+ * snapshot is newest, and whether it speaks of records this state never
+ * had. Sets have_snap, snap_seq, fork and shipped. 0, or -errno with msg;
+ * *transient says whether trying again later may help (the bucket did not
+ * answer) or not (it belongs to another filesystem).
+ */
+static int attach(struct journal *j, char *msg, size_t cap, int *transient)
+{
+	struct meta *m = j->m;
+	struct name_list names = { 0 };
+	struct first_ctx fc = { 0 };
+	struct s3_error err;
+	uint64_t seen;
+	int ret;
+
+	*transient = 0;
+	ret = check_fs(j, msg, cap, &err);
+	if (ret < 0) {
+		*transient = err.http == 0 || err.http >= 500;
+		return ret;
+	}
+	ret = list_sorted(j->s3, "meta/snap/", &names, &err);
+	if (ret < 0)
+		goto list_failed;
+	for (size_t i = names.n; i-- > 0;) {
+		int64_t s = snap_name_seq(names.v[i]);
+
+		if (s >= 0) {
+			j->have_snap = 1;
+			j->snap_seq = (uint64_t)s;
+			break;
+		}
+	}
+	name_list_free(&names);
+	ret = list_sorted(j->s3, "meta/journal/", &names, &err);
+	if (ret < 0)
+		goto list_failed;
+	seen = j->have_snap ? j->snap_seq : 0;
+	for (size_t i = 0; i < names.n; i++) {
+		uint64_t first, last;
+
+		if (seg_name_range(names.v[i], &first, &last) == 0)
+			seen = MAX(seen, last);
+	}
+	name_list_free(&names);
+	if (seen > meta_journal_last(m)) {
+		/*
+		 * The bucket speaks of records this state never had: a restore
+		 * that stopped early at a damaged segment, or another daemon on
+		 * the same prefix. Go on after all of them, from a snapshot of
+		 * our own that goes up before any segment, so that no restore
+		 * ever mixes the two histories.
+		 */
+		log_warn("the bucket holds metadata records up to %" PRIu64 " that "
+			 "this state (at record %" PRIu64 ") never had; going on "
+			 "from a new snapshot at record %" PRIu64, seen,
+			 meta_journal_last(m), seen + 1);
+		ret = meta_journal_skip(m, seen + 1);
+		if (ret < 0) {
+			snprintf(msg, cap, "cannot renumber the journal");
+			return ret;
+		}
+		j->fork = 1;
+		j->have_snap = 0;
+	}
+	j->snap_ns = mono_ns();
+	meta_journal_scan(m, 0, first_one, &fc);
+	pthread_mutex_lock(&j->lock);
+	j->shipped = fc.found ? fc.seq - 1 : meta_journal_last(m);
+	j->attached = 1;
+	pthread_mutex_unlock(&j->lock);
+	return 0;
+list_failed:
+	name_list_free(&names);
+	snprintf(msg, cap, "cannot list the bucket: %s", err.msg);
+	*transient = err.http == 0 || err.http >= 500;
+	return ret;
+}
+
 int journal_start(struct journal **out, struct meta *m, struct remote *r,
 		  struct s3_client *s3, const struct journal_options *opt,
 		  char **errmsg)
 {
 	struct journal *j = calloc(1, sizeof(*j));
-	struct name_list snaps = { 0 };
-	struct first_ctx fc = { 0 };
-	struct s3_error err;
 	char msg[1024] = "";
-	uint64_t seen;
-	int ret;
+	int ret = 0, transient;
 
 	if (!j)
 		return -ENOMEM;
@@ -564,70 +678,20 @@ int journal_start(struct journal **out, struct meta *m, struct remote *r,
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->kick, NULL);
 	pthread_cond_init(&j->done, NULL);
-	ret = check_fs(j, msg, sizeof(msg));
-	if (ret < 0)
-		goto fail;
-	ret = list_sorted(s3, "meta/snap/", &snaps, &err);
+	j->shipped = 0;		/* until attached, nothing counts as shipped */
+	if (!opt->defer_attach)
+		ret = attach(j, msg, sizeof(msg), &transient);
 	if (ret < 0) {
-		snprintf(msg, sizeof(msg), "cannot list the bucket: %s", err.msg);
-		goto fail;
+		if (errmsg)
+			*errmsg = strdup(msg);
+		pthread_cond_destroy(&j->kick);
+		pthread_cond_destroy(&j->done);
+		pthread_mutex_destroy(&j->lock);
+		free(j);
+		return ret;
 	}
-	for (size_t i = snaps.n; i-- > 0;) {
-		int64_t s = snap_name_seq(snaps.v[i]);
-
-		if (s >= 0) {
-			j->have_snap = 1;
-			j->snap_seq = (uint64_t)s;
-			break;
-		}
-	}
-	name_list_free(&snaps);
-	ret = list_sorted(s3, "meta/journal/", &snaps, &err);
-	if (ret < 0) {
-		snprintf(msg, sizeof(msg), "cannot list the bucket: %s", err.msg);
-		goto fail;
-	}
-	seen = j->have_snap ? j->snap_seq : 0;
-	for (size_t i = 0; i < snaps.n; i++) {
-		uint64_t first, last;
-
-		if (seg_name_range(snaps.v[i], &first, &last) == 0)
-			seen = MAX(seen, last);
-	}
-	name_list_free(&snaps);
-	if (seen > meta_journal_last(m)) {
-		/*
-		 * The bucket speaks of records this state never had: a restore
-		 * that stopped early at a damaged segment, or another daemon on
-		 * the same prefix. Go on after all of them, from a snapshot of
-		 * our own that goes up before any segment, so that no restore
-		 * ever mixes the two histories.
-		 */
-		log_warn("the bucket holds metadata records up to %" PRIu64 " that "
-			 "this state (at record %" PRIu64 ") never had; going on "
-			 "from a new snapshot at record %" PRIu64, seen,
-			 meta_journal_last(m), seen + 1);
-		ret = meta_journal_skip(m, seen + 1);
-		if (ret < 0) {
-			snprintf(msg, sizeof(msg), "cannot renumber the journal");
-			goto fail;
-		}
-		j->fork = 1;
-		j->have_snap = 0;
-	}
-	j->snap_ns = mono_ns();
-	meta_journal_scan(m, 0, first_one, &fc);
-	j->shipped = fc.found ? fc.seq - 1 : meta_journal_last(m);
 	*out = j;
 	return 0;
-fail:
-	if (errmsg)
-		*errmsg = strdup(msg);
-	pthread_cond_destroy(&j->kick);
-	pthread_cond_destroy(&j->done);
-	pthread_mutex_destroy(&j->lock);
-	free(j);
-	return ret;
 }
 
 int journal_go(struct journal *j)

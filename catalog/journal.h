@@ -15,12 +15,15 @@ struct journal_options {
 	uint64_t linger_ms;		/* ship records at least this often (1000) */
 	uint64_t snap_records;		/* snapshot after this many records (100000) */
 	uint64_t snap_interval_s;	/* or this long with changes (3600) */
+	int defer_attach;		/* the bucket is down: meet it later */
 };
 
 /*
  * Check that the bucket holds this filesystem or nothing yet (meta/fs),
  * and prepare to ship the journal of m (which must have the journal
- * enabled) and snapshots; journal_go() starts. Fails with a message when the bucket belongs
+ * enabled) and snapshots; journal_go() starts. With defer_attach the
+ * check is made by the shipping thread, again and again until the bucket
+ * answers (a remount while it is down). Fails with a message when the bucket belongs
  * to another filesystem or cannot be reached.
  */
 int journal_start(struct journal **out, struct meta *m, struct remote *r,

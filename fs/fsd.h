@@ -28,6 +28,7 @@ struct fsd {
 	char store_url[1100];
 	char endpoint[1024];
 	int durability_remote;
+	int bucket_down;	/* it did not answer at mount time */
 	uint64_t remote_timeout_ns;
 };
 

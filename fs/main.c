@@ -540,7 +540,18 @@ static int setup_store(struct mount_opts *o, const char *state, struct fsd *d,
 		goto fail;
 	}
 	ret = s3_check_bucket(d->s3, &err);
-	if (ret < 0) {
+	if (ret < 0 && have && (err.http == 0 || err.http >= 500)) {
+		/*
+		 * A state that already mirrors to this bucket mounts while the
+		 * bucket does not answer: writes queue locally, as they would
+		 * if it went down a minute after the mount. A bucket that
+		 * answers "no" (a bad key, no such bucket) still stops here.
+		 */
+		fprintf(stderr, "lakefs-mount: warning: bucket %s at %s does not "
+			"answer (%s); mounting anyway, uploads wait for it\n",
+			sr->url, sr->endpoint, err.msg);
+		d->bucket_down = 1;
+	} else if (ret < 0) {
 		fprintf(stderr, "lakefs-mount: bucket %s at %s: %s\n", sr->url,
 			sr->endpoint, err.msg);
 		s3_close(d->s3);
@@ -725,6 +736,7 @@ int main(int argc, char **argv)
 		struct journal_options jo = {
 			.snap_records = o.snapshot_records,
 			.snap_interval_s = o.snapshot_interval,
+			.defer_attach = d.bucket_down,
 		};
 
 		err = journal_start(&d.journal, vfs_meta(d.vfs), d.remote, d.s3, &jo,

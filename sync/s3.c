@@ -316,6 +316,7 @@ struct s3_req {
 	const char *range;		/* "bytes=0-99" or NULL */
 	const char *ctype;		/* Content-Type or NULL */
 	int tries;			/* 0: 1 + max_retries */
+	long timeout_ms;		/* 0: the configured request timeout */
 	int error_in_200;		/* a 2xx answer may be an <Error> */
 	int absent_ok;			/* a 404 is no failure (statistics) */
 	size_t cap;			/* response body cap */
@@ -712,7 +713,8 @@ static int setup(struct s3_client *c, CURL *h, struct s3_req *r,
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->cfg.request_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+			 r->timeout_ms ? r->timeout_ms : c->cfg.request_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->cfg.low_speed_time_s);
 	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 1000L);
@@ -1184,13 +1186,14 @@ static int under_prefix(const struct s3_client *c, const char *k)
  * next continuation token (malloc'ed) or NULL at the end.
  */
 static int list_page(struct s3_client *c, const char *full_prefix,
-		     const char *max_keys, int tries, char **token,
+		     const char *max_keys, int tries, long timeout_ms, char **token,
 		     int (*fn)(void *arg, const char *key, uint64_t size),
 		     void *arg, struct s3_error *err)
 {
 	struct s3_param p[4];
 	size_t np = 0, plen = *c->cfg.prefix ? strlen(c->cfg.prefix) + 1 : 0;
-	struct s3_req r = { .op = "LIST", .method = "GET", .tries = tries };
+	struct s3_req r = { .op = "LIST", .method = "GET", .tries = tries,
+			    .timeout_ms = timeout_ms };
 	xmlNodePtr root, n;
 	xmlDocPtr doc;
 	char trunc[16] = "", *q;
@@ -1285,7 +1288,7 @@ int s3_list(struct s3_client *c, const char *prefix,
 	if (err)
 		memset(err, 0, sizeof(*err));
 	do {
-		ret = list_page(c, full, NULL, 0, &token, fn, arg, err);
+		ret = list_page(c, full, NULL, 0, 0, &token, fn, arg, err);
 	} while (!ret && token);
 	free(token);
 	free(full);
@@ -1307,7 +1310,9 @@ int s3_check_bucket(struct s3_client *c, struct s3_error *err)
 
 	if (*c->cfg.prefix && asprintf(&full, "%s/", c->cfg.prefix) < 0)
 		return -ENOMEM;
-	ret = list_page(c, full ? full : "", "1", 2, &token, count_key, &n, err);
+	/* two tries of at most 8 s each: a mount does not wait long for a
+	 * bucket that accepts connections but does not answer */
+	ret = list_page(c, full ? full : "", "1", 2, 8000, &token, count_key, &n, err);
 	free(token);
 	free(full);
 	return ret;

@@ -422,5 +422,31 @@ is "$(timeout 60 dd if="$M6/c1" bs=1M skip=1 status=none | sha256sum)" \
 	"$(tail -c +$((MiB + 1)) "$T/c1" | sha256sum)" "cap: the rest of c1 still reads"
 run_ok "cap: unmount" lfs_umount "$M6"
 
+# ====================================== 7. a remount while the bucket is down
+# The state of section 1 already mirrors to crash/: with s3rver gone it
+# still mounts (one warning line), takes writes, and catches up when the
+# server is back.
+s3_stop
+M7=$T/m7
+t0=$(date +%s)
+out=$(lfs_mount "$M7" "$T/s1" 2>&1); rc=$?
+ok $rc "down at mount: an existing state mounts while the bucket is down"
+is "$(printf '%s\n' "$out" | grep -c .)" 1 "down at mount: with one line on stderr"
+case $out in *"does not answer"*) ok 0 "down at mount: that says the bucket does not answer";;
+	*) ok 1 "down at mount: that says the bucket does not answer"; diag "$out";; esac
+ok $([ $(( $(date +%s) - t0 )) -le 30 ] && echo 0 || echo 1) "down at mount: within 30 s"
+head -c $((20 * MiB)) /dev/urandom >"$T/r20"
+run_ok "down at mount: write 20 MiB and fsync" \
+	timeout 60 dd if="$T/r20" of="$M7/late" bs=1M conv=fsync status=none
+ok $(ge "$(status_num "$M7" upload_pending_blocks)" 1) "down at mount: uploads wait"
+timeout 30 "$BIN/lakefs" sync "$M7" --quiet --timeout 2 2>/dev/null
+ok $([ $? -eq 1 ] && echo 0 || echo 1) "down at mount: lakefs sync --timeout 2 fails while it is down"
+s3_restart; ok $? "down at mount: s3rver back"
+out=$(timeout 150 "$BIN/lakefs" sync "$M7" --timeout 120 2>&1)
+ok $? "down at mount: lakefs sync completes once it is back: $out"
+sums "$M7" "$T/late.sums"
+run_ok "down at mount: unmount" lfs_umount "$M7"
+check_restore crash late "$T/late.sums"
+
 ok $(grep -q "$T" /proc/mounts && echo 1 || echo 0) "nothing of this test is mounted"
 done_testing
