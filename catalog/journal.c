@@ -49,6 +49,7 @@
 #define SEG_MAX_BYTES (8u << 20)
 #define SNAP_MAGIC "LKFSNAP1"
 #define SNAP_END 0xffffffffu
+#define SNAP_MAX (4ull << 30)	/* the largest object decompress() takes */
 #define FS_MAGIC "lakefs 1"
 
 struct journal {
@@ -125,7 +126,7 @@ static int decompress(const void *z, size_t zlen, unsigned char **out, size_t *o
 	size_t got;
 
 	if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN ||
-	    n > (4ull << 30))
+	    n > SNAP_MAX)
 		return -EIO;
 	p = malloc(n ? n : 1);
 	if (!p)
@@ -229,6 +230,11 @@ static int ship_segment(struct journal *j)
 	}
 	if (!sc.count) {
 		free(sc.b.p);
+		if (from <= meta_journal_last(j->m)) {
+			/* records that should be there are not: never spin */
+			set_error(j, "journal records missing locally");
+			return -EAGAIN;
+		}
 		return 0;
 	}
 	ret = wait_blocks(j, sc.mark);
@@ -352,6 +358,16 @@ static void prune(struct journal *j)
 
 	if (list_sorted(j->s3, "meta/snap/", &snaps, &err) < 0)
 		goto out;
+	/* only names of ours count (and are ever deleted): a stray object
+	 * under meta/snap/ must not push a real snapshot out */
+	for (size_t i = 0, k = 0; i < snaps.n; i++) {
+		if (snap_name_seq(snaps.v[i]) >= 0)
+			snaps.v[k++] = snaps.v[i];
+		else
+			free(snaps.v[i]);
+		if (i + 1 == snaps.n)
+			snaps.n = k;
+	}
 	if (snaps.n < 2)
 		goto out;
 	keep_from = (uint64_t)snap_name_seq(snaps.v[snaps.n - 2]);
@@ -400,6 +416,13 @@ static int ship_snapshot(struct journal *j)
 	int ret;
 
 	ret = journal_build_snapshot(j->m, &sc.b, &seq, &mark, &sc.count);
+	if (ret == 0 && sc.b.n > SNAP_MAX) {
+		/* restore reads a snapshot whole: one it could not read is
+		 * not worth sending; the journal still carries everything */
+		set_error(j, "metadata snapshot over 4 GiB not uploaded (restore "
+			  "would not read it)");
+		ret = -EFBIG;
+	}
 	if (ret == 0)
 		ret = wait_blocks(j, mark);
 	if (ret == 0)
@@ -416,7 +439,13 @@ static int ship_snapshot(struct journal *j)
 	}
 	pthread_mutex_lock(&j->lock);
 	j->have_snap = 1;
-	j->fork = 0;
+	if (j->fork) {
+		/* a renumbered state's history starts at this snapshot: the
+		 * records it holds need no segment of their own */
+		j->shipped = MAX(j->shipped, seq);
+		j->fork = 0;
+	}
+	pthread_cond_broadcast(&j->done);
 	j->snap_seq = seq;
 	j->snap_ns = mono_ns();
 	j->st.snapshots++;
@@ -483,8 +512,10 @@ static void *journal_main(void *arg)
 		       (j->kicked || j->stop ||
 			now - pending_since >= j->opt.linger_ms * 1000000ull ||
 			last - j->shipped >= SEG_MAX_RECORDS);
+		/* at unmount only a snapshot that must be (the first, or a
+		 * renumbered state's) holds it up */
 		snap = !j->have_snap ||
-		       (last > j->snap_seq &&
+		       (!j->stop && last > j->snap_seq &&
 			(last - j->snap_seq >= j->opt.snap_records ||
 			 now - j->snap_ns >= j->opt.snap_interval_s * 1000000000ull));
 		if (j->stop && !ship)
@@ -588,7 +619,7 @@ static int attach(struct journal *j, char *msg, size_t cap, int *transient)
 	struct name_list names = { 0 };
 	struct first_ctx fc = { 0 };
 	struct s3_error err;
-	uint64_t seen;
+	uint64_t seen, last, shipped;
 	int ret;
 
 	*transient = 0;
@@ -615,10 +646,10 @@ static int attach(struct journal *j, char *msg, size_t cap, int *transient)
 		goto list_failed;
 	seen = j->have_snap ? j->snap_seq : 0;
 	for (size_t i = 0; i < names.n; i++) {
-		uint64_t first, last;
+		uint64_t first, end;
 
-		if (seg_name_range(names.v[i], &first, &last) == 0)
-			seen = MAX(seen, last);
+		if (seg_name_range(names.v[i], &first, &end) == 0)
+			seen = MAX(seen, end);
 	}
 	name_list_free(&names);
 	if (seen > meta_journal_last(m)) {
@@ -638,13 +669,24 @@ static int attach(struct journal *j, char *msg, size_t cap, int *transient)
 			snprintf(msg, cap, "cannot renumber the journal");
 			return ret;
 		}
+	}
+	j->snap_ns = mono_ns();
+	last = meta_journal_last(m);	/* before the scan: commits go on */
+	meta_journal_scan(m, 0, first_one, &fc);
+	shipped = fc.found ? fc.seq - 1 : last;
+	pthread_mutex_lock(&j->lock);
+	j->shipped = shipped;
+	/*
+	 * Records this state counts as shipped that the bucket does not hold
+	 * exist only after a renumbering above, or after one whose snapshot
+	 * never went up (an unmount or a crash came first): either way a
+	 * snapshot of our own must go up before any segment. Nothing counts
+	 * as shipped until it has (journal_wait, status).
+	 */
+	if (shipped > seen) {
 		j->fork = 1;
 		j->have_snap = 0;
 	}
-	j->snap_ns = mono_ns();
-	meta_journal_scan(m, 0, first_one, &fc);
-	pthread_mutex_lock(&j->lock);
-	j->shipped = fc.found ? fc.seq - 1 : meta_journal_last(m);
 	j->attached = 1;
 	pthread_mutex_unlock(&j->lock);
 	return 0;
@@ -747,7 +789,7 @@ int journal_wait(struct journal *j, uint64_t seq, uint64_t timeout_ns)
 	pthread_mutex_lock(&j->lock);
 	j->kicked = 1;
 	pthread_cond_broadcast(&j->kick);
-	while (j->shipped < seq) {
+	while (j->shipped < seq || j->fork || !j->attached) {
 		struct timespec ts = realtime_after(100000000ull);
 
 		if (mono_ns() >= deadline || j->stop > 1) {
@@ -765,7 +807,9 @@ void journal_stats(struct journal *j, struct journal_stats *st)
 {
 	pthread_mutex_lock(&j->lock);
 	*st = j->st;
-	st->shipped_seq = j->shipped;
+	/* nothing counts as shipped before the bucket is met, nor while a
+	 * renumbered state's own snapshot is not up yet */
+	st->shipped_seq = j->fork || !j->attached ? 0 : j->shipped;
 	st->snapshot_seq = j->snap_seq;
 	if (j->last_error_ns)
 		st->last_error_age_s = (mono_ns() - j->last_error_ns) / 1000000000ull;
@@ -1028,6 +1072,11 @@ int journal_restore(struct s3_client *s3, const char *store_url,
 		if (snap_name_seq(snaps.v[i]) < 0)
 			continue;
 		ret = s3_get(s3, snaps.v[i], 0, 0, &data, &n, &err);
+		if (ret == -ENOENT) {
+			/* pruned since the listing: an older one will do */
+			log_warn("snapshot %s is gone; trying an older one", snaps.v[i]);
+			continue;
+		}
 		if (ret < 0) {
 			snprintf(msg, sizeof(msg), "cannot read %s: %s", snaps.v[i], err.msg);
 			goto out;
@@ -1075,6 +1124,13 @@ int journal_restore(struct s3_client *s3, const char *store_url,
 			break;
 		}
 		ret = s3_get(s3, segs.v[i], 0, 0, &data, &n, &err);
+		if (ret == -ENOENT) {
+			/* as a gap: pruned, or deleted by hand */
+			log_warn("journal segment %s is gone; restored up to record "
+				 "%" PRIu64 " only", segs.v[i], applied);
+			ret = 0;
+			break;
+		}
 		if (ret < 0) {
 			snprintf(msg, sizeof(msg), "cannot read %s: %s", segs.v[i], err.msg);
 			goto out;

@@ -759,18 +759,30 @@ int meta_journal_scan(struct meta *m, uint64_t from,
 
 int meta_journal_skip(struct meta *m, uint64_t seq)
 {
+	leveldb_iterator_t *it;
+	leveldb_writebatch_t *wb = leveldb_writebatch_create();
 	unsigned char v[8];
 	char *err = NULL;
-	int ret;
 
-	ret = meta_journal_trim(m, UINT64_MAX);
-	if (ret < 0)
-		return ret;
+	/* under the commit lock: no record may slip in between the trim
+	 * and the new numbering */
 	pthread_mutex_lock(&m->lock);
+	it = leveldb_create_iterator(m->db, m->ropts);
+	for (leveldb_iter_seek(it, "J", 1); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+		size_t kn;
+		const char *key = leveldb_iter_key(it, &kn);
+
+		if (kn != 9 || key[0] != 'J')
+			break;
+		leveldb_writebatch_delete(wb, key, kn);
+	}
+	leveldb_iter_destroy(it);
 	m->jseq = MAX(m->jseq, seq);
 	put_be64(v, m->jseq);
-	leveldb_put(m->db, m->wopts_sync, "j", 1, (char *)v, sizeof(v), &err);
+	leveldb_writebatch_put(wb, "j", 1, (char *)v, sizeof(v));
+	leveldb_write(m->db, m->wopts_sync, wb, &err);
 	pthread_mutex_unlock(&m->lock);
+	leveldb_writebatch_destroy(wb);
 	if (err) {
 		log_err("metadata journal: %s", err);
 		leveldb_free(err);

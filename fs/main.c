@@ -743,6 +743,8 @@ int main(int argc, char **argv)
 				    &errmsg);
 		if (err == 0 && (err = store_rec_save(state, &sr)) < 0)
 			errmsg = strdup("cannot write STATE/store");
+		if (err == 0 && (err = remote_go(d.remote)) < 0)
+			errmsg = strdup("cannot start the uploads");
 		if (err < 0) {
 			fprintf(stderr, "lakefs-mount: bucket %s: %s\n", sr.url,
 				errmsg ? errmsg : strerror(-err));

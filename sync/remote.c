@@ -110,6 +110,7 @@ struct remote {
 
 	pthread_t *threads;
 	int nthreads;
+	int first_attach;		/* U is written by remote_go() */
 };
 
 void remote_block_key(const struct bs_hash *h, char out[80])
@@ -777,6 +778,55 @@ static const struct bs_backend_ops remote_ops = {
 	.free = remote_free,
 };
 
+int remote_go(struct remote *r)
+{
+	char *err = NULL;
+	int ret;
+
+	if (r->first_attach) {
+		leveldb_put(r->db, r->wo, "U", 1, r->store_url, strlen(r->store_url), &err);
+		if (err) {
+			log_err("cannot write the upload queue: %s", err);
+			leveldb_free(err);
+			return -EIO;
+		}
+		r->first_attach = 0;
+	}
+	r->threads = calloc((size_t)r->opt.upload_threads, sizeof(*r->threads));
+	if (!r->threads)
+		return -ENOMEM;
+	for (int i = 0; i < r->opt.upload_threads; i++) {
+		ret = pthread_create(&r->threads[i], NULL, uploader, r);
+		if (ret) {
+			log_err("cannot start uploads: %s", strerror(ret));
+			return -ret;	/* remote_close() joins those started */
+		}
+		r->nthreads++;
+	}
+	return 0;
+}
+
+/* Drop every K record (see remote_open). */
+static int forget_known(struct remote *r)
+{
+	leveldb_iterator_t *it = leveldb_create_iterator(r->db, r->ro);
+	leveldb_writebatch_t *wb = leveldb_writebatch_create();
+	int ret;
+
+	for (leveldb_iter_seek(it, "K", 1); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+		size_t kn;
+		const char *k = leveldb_iter_key(it, &kn);
+
+		if (kn != 1 + BS_HASH_LEN || k[0] != 'K')
+			break;
+		leveldb_writebatch_delete(wb, k, kn);
+	}
+	leveldb_iter_destroy(it);
+	ret = db_write(r, wb);
+	leveldb_writebatch_destroy(wb);
+	return ret;
+}
+
 void remote_backend(struct remote *r, struct bs_backend *be)
 {
 	be->ops = &remote_ops;
@@ -929,9 +979,15 @@ static int load_state(struct remote *r, int first_attach, char *msg, size_t cap)
 	}
 	leveldb_iter_destroy(it);
 
-	if (first_attach) {
-		/* a state that had no bucket until now: everything goes up */
-		uint64_t now = (uint64_t)now_ts().tv_sec * 1000000000ull;
+	/*
+	 * Every local block that is neither queued nor known to be in the
+	 * bucket goes up: all of them for a state that had no bucket until
+	 * now, and any written while the state was mounted without its
+	 * bucket, or whose queue record a power loss took. A block is only
+	 * ever taken for "in the bucket" on a K record.
+	 */
+	{
+		uint64_t now = (uint64_t)now_ts().tv_sec * 1000000000ull, n = 0;
 
 		for (size_t i = 0; i < r->nbuckets; i++)
 			for (struct rblock *e = r->tab[i]; e; e = e->hnext) {
@@ -943,7 +999,11 @@ static int load_state(struct remote *r, int first_attach, char *msg, size_t cap)
 						 "upload: %s", strerror(-ret));
 					return ret;
 				}
+				n++;
 			}
+		if (n && !first_attach)
+			log_warn("upload queue: %llu local blocks were neither queued "
+				 "nor in the bucket; queued now", (unsigned long long)n);
 	}
 	return 0;
 }
@@ -1008,37 +1068,23 @@ int remote_open(struct remote **out, struct bs_backend *local,
 		goto fail;
 	}
 	leveldb_free(url);
+	if (first_attach) {
+		/* K records without a U can only come from a first mount that
+		 * failed after its uploads began, maybe into another bucket:
+		 * they prove nothing about this one */
+		ret = forget_known(r);
+		if (ret < 0) {
+			snprintf(msg, sizeof(msg), "cannot clear %s", path);
+			goto fail;
+		}
+	}
+	r->first_attach = first_attach;
 	ret = load_state(r, first_attach, msg, sizeof(msg));
 	if (ret < 0)
 		goto fail;
-	if (first_attach) {
-		leveldb_put(r->db, r->wo, "U", 1, r->store_url, strlen(r->store_url), &err);
-		if (err) {
-			snprintf(msg, sizeof(msg), "cannot write %s: %s", path, err);
-			leveldb_free(err);
-			ret = -EIO;
-			goto fail;
-		}
-	}
 	pthread_mutex_lock(&r->lock);
 	evict_locked(r);
 	pthread_mutex_unlock(&r->lock);
-
-	r->threads = calloc((size_t)r->opt.upload_threads, sizeof(*r->threads));
-	if (!r->threads) {
-		ret = -ENOMEM;
-		snprintf(msg, sizeof(msg), "out of memory");
-		goto fail;
-	}
-	for (int i = 0; i < r->opt.upload_threads; i++) {
-		ret = pthread_create(&r->threads[i], NULL, uploader, r);
-		if (ret) {
-			ret = -ret;
-			snprintf(msg, sizeof(msg), "cannot start uploads: %s", strerror(-ret));
-			goto fail;
-		}
-		r->nthreads++;
-	}
 	*out = r;
 	return 0;
 fail:

@@ -19,12 +19,20 @@ struct remote_options {
 /*
  * Open the remote layer over an opened local backend (taken over; freed
  * with the remote) and an S3 client (borrowed; must outlive the remote).
- * state_dir holds the upload queue (a LevelDB at STATE/sync). Starts the
- * upload threads. A state dir whose blocks go to another store is refused.
+ * state_dir holds the upload queue (a LevelDB at STATE/sync). The upload
+ * threads start with remote_go(). A state dir whose blocks go to another
+ * store is refused.
  */
 int remote_open(struct remote **out, struct bs_backend *local,
 		struct s3_client *s3, const char *state_dir,
 		const struct remote_options *opt, char **errmsg);
+
+/*
+ * Uploads start here, once the mount has met the bucket (journal_start):
+ * a state is bound to its bucket (the U record) only then, so a first
+ * mount the bucket refuses leaves the state free to mirror elsewhere.
+ */
+int remote_go(struct remote *r);
 
 /* The backend the block store uses; its free() closes the remote. */
 void remote_backend(struct remote *r, struct bs_backend *be);

@@ -148,4 +148,26 @@ manifest "$T/mr4" "$T/got4"
 same "$T/want3" "$T/got4" "it is the partial restore plus the new write, nothing of the lost history"
 lfs_umount "$T/mr4"
 
+# ===================================================== 6. a state that mounted without its bucket
+# A first mount refused by the bucket (it holds another filesystem) leaves
+# a state that then lives without a bucket for a while; when it is given a
+# bucket of its own later, every block it wrote meanwhile goes up, even
+# with a local cap that would evict blocks taken for uploaded.
+out=$(lfs_mount "$T/m6" "$T/s6" --store "s3://$S3_BUCKET/snap" --endpoint "$S3_ENDPOINT" 2>&1)
+ok $([ $? -ne 0 ] && echo 0 || echo 1) "a new state is refused by a bucket that holds another filesystem"
+case $out in *"another lakefs filesystem"*) ok 0 "and says so";; *) ok 1 "and says so"; diag "$out";; esac
+lfs_mount "$T/m6" "$T/s6"; ok $? "the state mounts without a bucket"
+head -c $((3 * 1024 * 1024)) /dev/urandom >"$T/alone"
+cp "$T/alone" "$T/m6/alone" && sync; ok $? "and takes 3 MiB"
+lfs_umount "$T/m6"
+lfs_mount "$T/m6" "$T/s6" --store "s3://$S3_BUCKET/own" --endpoint "$S3_ENDPOINT" \
+	-o cache_size=64K
+ok $? "later it mounts with a bucket of its own and a 64 KiB local cap"
+run_ok "lakefs sync" timeout 120 "$BIN/lakefs" sync "$T/m6" --quiet --timeout 100
+run_ok "lakefs verify: every block it wrote alone is in the bucket" \
+	timeout 60 "$BIN/lakefs" verify "$T/m6"
+sync; echo 3 >/proc/sys/vm/drop_caches
+run_ok "the file reads back whole" cmp "$T/alone" "$T/m6/alone"
+lfs_umount "$T/m6"
+
 done_testing
