@@ -133,25 +133,12 @@ static int fail(struct csv_parser *p, int err, const char *fmt, ...)
 	return err;
 }
 
-/* Grow *pp (of *cap elements of size sz) to hold need, doubling, at most max. */
+/* Grow an array (see grow_array()); ENOMEM fails the parse. */
 static int grow(struct csv_parser *p, void **pp, size_t *cap, size_t need,
 		size_t sz, size_t max)
 {
-	size_t ncap = MAX(*cap * 2, need);
-	void *np;
-
-	if (need <= *cap)
-		return 0;
-	ncap = MIN(ncap, max);
-	if (ncap < need)
-		ncap = need;
-	np = realloc(*pp, ncap * sz);
-	if (!np)
-		return fail(p, -ENOMEM, "out of memory");
-	p->mem += (ncap - *cap) * sz;
-	*pp = np;
-	*cap = ncap;
-	return 0;
+	return grow_array(pp, cap, need, sz, max, &p->mem) < 0 ?
+	       fail(p, -ENOMEM, "out of memory") : 0;
 }
 
 static void reset_record(struct csv_parser *p)

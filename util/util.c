@@ -389,3 +389,24 @@ int sample_fill(unsigned char *sample, size_t *slen, size_t cap,
 	*n -= k;
 	return *slen >= cap;
 }
+
+int grow_array(void **pp, size_t *cap, size_t need, size_t sz, size_t max,
+	       size_t *mem)
+{
+	size_t ncap = MAX(*cap * 2, need);
+	void *np;
+
+	if (need <= *cap)
+		return 0;
+	ncap = MIN(ncap, max);
+	if (ncap < need)
+		ncap = need;
+	np = realloc(*pp, ncap * sz);
+	if (!np)
+		return -ENOMEM;
+	if (mem)
+		*mem += (ncap - *cap) * sz;
+	*pp = np;
+	*cap = ncap;
+	return 0;
+}

@@ -80,6 +80,12 @@ int text_looks_binary(const unsigned char *p, size_t n, int more, char *why,
 int sample_fill(unsigned char *sample, size_t *slen, size_t cap,
 		const unsigned char **d, size_t *n);
 
+/* Grow *pp, an array of *cap elements of sz bytes, to hold need, doubling
+ * but at most max (unless need is more); *mem counts the bytes added.
+ * 0 or -ENOMEM (the array is left as it was). */
+int grow_array(void **pp, size_t *cap, size_t need, size_t sz, size_t max,
+	       size_t *mem);
+
 /* fsync a directory by path; 0 or -errno. */
 int fsync_dir(const char *path);
 
