@@ -74,7 +74,7 @@ $(B)/bin/lakefs: $(TOOL_OBJ) $(B)/liblakefs.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/unit/%: tests/unit/%.c $(B)/liblakefs.a tests/unit/tap.h
+$(B)/tests/unit/%: tests/unit/%.c $(B)/liblakefs.a tests/unit/tap.h tests/unit/mutate.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/liblakefs.a $(LDLIBS)
 

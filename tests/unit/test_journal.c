@@ -18,6 +18,7 @@
 
 #include "catalog/journal.h"
 #include "catalog/meta.h"
+#include "tests/unit/mutate.h"
 #include "tests/unit/tap.h"
 #include "util/util.h"
 
@@ -74,14 +75,6 @@ static int rec_one(void *arg, uint64_t seq, const void *rec, size_t len)
 	if (len >= 16 && get_be64(rec) == seq && get_be64((const unsigned char *)rec + 8) == seq)
 		rc->marks_ok++;
 	return 0;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
 }
 
 /* Mutate a copy of buf n ways; returns the new length. */

@@ -20,18 +20,11 @@
 #include <unistd.h>
 
 #include "catalog/json.h"
+#include "tests/unit/mutate.h"
 #include "tests/unit/tap.h"
 #include "util/util.h"
 
 #define FUZZ_ROUNDS 20000
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 static void esc(struct gbuf *b, const char *p, size_t n)
 {
@@ -492,46 +485,8 @@ static void corpus(struct gbuf *seeds, size_t *nseeds, size_t *seedoff)
 static size_t mutate(unsigned char *p, size_t n, size_t cap, uint64_t *s)
 {
 	static const char special[] = "{}[],:\"\\\n\r 0-eE.tfnu\xff\xc3\xed";
-	int k = 1 + (int)(rnd(s) % 6);
 
-	while (k-- > 0) {
-		size_t at = n ? (size_t)(rnd(s) % n) : 0;
-
-		switch (rnd(s) % 6) {
-		case 0:		/* flip a byte */
-			if (n)
-				p[at] ^= (unsigned char)(1 + rnd(s) % 255);
-			break;
-		case 1:		/* truncate */
-			n = at;
-			break;
-		case 2:		/* a special byte */
-			if (n)
-				p[at] = (unsigned char)special[rnd(s) % (sizeof(special) - 1)];
-			break;
-		case 3:		/* insert a special byte */
-			if (n < cap) {
-				memmove(p + at + 1, p + at, n - at);
-				p[at] = (unsigned char)special[rnd(s) % (sizeof(special) - 1)];
-				n++;
-			}
-			break;
-		case 4:		/* duplicate a span */
-			if (n) {
-				size_t len = MIN((size_t)(rnd(s) % 64), n - at);
-
-				len = MIN(len, cap - n);
-				memmove(p + at + len, p + at, n - at);
-				n += len;
-			}
-			break;
-		default:	/* garbage at the end */
-			while (n < cap && rnd(s) % 8)
-				p[n++] = (unsigned char)rnd(s);
-			break;
-		}
-	}
-	return n;
+	return mutate_text(p, n, cap, s, special, sizeof(special) - 1);
 }
 
 static void fuzz(uint64_t seed, const struct gbuf *seeds, const size_t *off, size_t nseeds)

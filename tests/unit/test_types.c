@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "catalog/types.h"
+#include "tests/unit/mutate.h"
 #include "tests/unit/tap.h"
 #include "util/util.h"
 
@@ -422,14 +423,6 @@ static int schema_equal(const struct lt_schema *a, const struct lt_schema *b)
 		    a->cols[i].nullable != b->cols[i].nullable)
 			return 0;
 	return 1;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
 }
 
 static const char *const fuzz_tokens[] = {
