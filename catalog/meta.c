@@ -13,6 +13,9 @@
  *   X ino name                 extended attribute value
  *   L ino                      symlink target
  *   O ino                      orphan: nlink reached 0 while the file was open
+ *   K name                     catalog record (tables, batches, jobs): an
+ *                              opaque value under a path-like name that the
+ *                              lake engine owns (catalog/lake.c)
  *   J seq                      journal record (only with a bucket): the
  *                              puts and deletes of one committed batch
  *   j                          the last journal record's seq
@@ -519,6 +522,32 @@ void meta_txn_del_xattr(struct meta_txn *t, uint64_t ino, const char *name)
 	char k[KEY_MAX];
 
 	leveldb_writebatch_delete(t->wb, k, key_ino_name(k, 'X', ino, name));
+}
+
+#define KV_KEY_MAX 1024
+
+static size_t key_kv(char *k, const char *name)
+{
+	size_t n = strnlen(name, KV_KEY_MAX - 1);
+
+	k[0] = 'K';
+	memcpy(k + 1, name, n);
+	return n + 1;
+}
+
+void meta_txn_put_kv(struct meta_txn *t, const char *name, const void *val,
+		     size_t len)
+{
+	char k[KV_KEY_MAX];
+
+	leveldb_writebatch_put(t->wb, k, key_kv(k, name), val, len);
+}
+
+void meta_txn_del_kv(struct meta_txn *t, const char *name)
+{
+	char k[KV_KEY_MAX];
+
+	leveldb_writebatch_delete(t->wb, k, key_kv(k, name));
 }
 
 void meta_txn_orphan(struct meta_txn *t, uint64_t ino, int on)
@@ -1073,6 +1102,49 @@ int meta_get_xattr(struct meta *m, uint64_t ino, const char *name,
 		memcpy(*val, v, *len);
 	leveldb_free(v);
 	return *val ? 0 : -ENOMEM;
+}
+
+int meta_get_kv(struct meta *m, const char *name, char **val, size_t *len)
+{
+	char k[KV_KEY_MAX], *v;
+	int ret;
+
+	v = get_raw(m, k, key_kv(k, name), len, &ret);
+	if (!v)
+		return ret;
+	*val = malloc(*len + 1);
+	if (*val) {
+		memcpy(*val, v, *len);
+		(*val)[*len] = '\0';
+	}
+	leveldb_free(v);
+	return *val ? 0 : -ENOMEM;
+}
+
+int meta_scan_kv(struct meta *m, const char *prefix,
+		 int (*fn)(void *arg, const char *name, const char *val, size_t len),
+		 void *arg)
+{
+	char k[KV_KEY_MAX], name[KV_KEY_MAX];
+	size_t kn = key_kv(k, prefix);
+	leveldb_iterator_t *it = leveldb_create_iterator(m->db, m->ropts);
+	int ret = 0;
+
+	for (leveldb_iter_seek(it, k, kn); ret == 0 && leveldb_iter_valid(it);
+	     leveldb_iter_next(it)) {
+		size_t n, vn;
+		const char *key = leveldb_iter_key(it, &n);
+		const char *v;
+
+		if (n < kn || memcmp(key, k, kn) != 0 || n >= KV_KEY_MAX)
+			break;
+		memcpy(name, key + 1, n - 1);
+		name[n - 1] = '\0';
+		v = leveldb_iter_value(it, &vn);
+		ret = fn(arg, name, v, vn);
+	}
+	leveldb_iter_destroy(it);
+	return ret;
 }
 
 int meta_list_xattr(struct meta *m, uint64_t ino, char **names, size_t *len)

@@ -87,6 +87,10 @@ void meta_txn_put_xattr(struct meta_txn *t, uint64_t ino, const char *name,
 			const void *val, size_t len);
 void meta_txn_del_xattr(struct meta_txn *t, uint64_t ino, const char *name);
 void meta_txn_orphan(struct meta_txn *t, uint64_t ino, int on);
+/* Catalog records: opaque values under path-like names (< 1 KiB). */
+void meta_txn_put_kv(struct meta_txn *t, const char *name, const void *val,
+		     size_t len);
+void meta_txn_del_kv(struct meta_txn *t, const char *name);
 /* Set (h != NULL) or clear block idx of ino, adjusting reference counts.
  * old is the hash currently there (NULL for a hole). raw/stored describe
  * h when it is new to the store (stored == 0: already known). */
@@ -113,6 +117,13 @@ int meta_get_xattr(struct meta *m, uint64_t ino, const char *name,
 		   void **val, size_t *len);
 /* Names NUL-separated, as listxattr(2) returns them; malloc'ed. */
 int meta_list_xattr(struct meta *m, uint64_t ino, char **names, size_t *len);
+/* *val malloc'ed and NUL-terminated (not counted in *len); -ENOENT. */
+int meta_get_kv(struct meta *m, const char *name, char **val, size_t *len);
+/* Every record whose name starts with prefix, in name order; fn returns
+ * non-zero to stop (and that is returned). */
+int meta_scan_kv(struct meta *m, const char *prefix,
+		 int (*fn)(void *arg, const char *name, const char *val, size_t len),
+		 void *arg);
 /* Reference count of a block (0 if unknown). */
 uint64_t meta_block_refs(struct meta *m, const struct bs_hash *h);
 /* Every referenced block, in hash order; fn returns non-zero to stop. */
