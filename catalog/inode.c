@@ -412,18 +412,21 @@ void inode_put(struct vfs *v, struct inode *in)
 	inode_maybe_evict(v, in);
 }
 
-void vfs_forget(struct vfs *v, uint64_t ino, uint64_t nlookup)
+int vfs_forget(struct vfs *v, uint64_t ino, uint64_t nlookup)
 {
 	struct inode *in;
+	int last;
 
 	pthread_mutex_lock(&v->itable_lock);
 	in = itable_find(v, ino);
 	if (!in) {
 		pthread_mutex_unlock(&v->itable_lock);
-		return;
+		return 1;
 	}
 	in->nlookup = nlookup > in->nlookup ? 0 : in->nlookup - nlookup;
+	last = in->nlookup == 0;
 	inode_maybe_evict(v, in);
+	return last;
 }
 
 void inode_fill_stat(struct vfs *v, const struct meta_inode *md, struct stat *st)
@@ -1108,6 +1111,128 @@ int vfs_create(struct vfs *v, const struct vfs_ctx *c, uint64_t parent,
 	return ret;
 }
 
+int vfs_tmpfile(struct vfs *v, const struct vfs_ctx *c, mode_t mode,
+		struct vfs_file **f, uint64_t *ino)
+{
+	struct meta_inode md = { 0 };
+	struct meta_txn *t;
+	struct inode *in;
+	int err;
+
+	md.mode = (uint32_t)((mode & 07777) | S_IFREG);
+	md.uid = c->uid;
+	md.gid = c->gid;
+	md.atime = md.mtime = md.ctime = now_ts();
+	meta_lock(v->meta);
+	t = meta_txn_begin(v->meta);
+	md.ino = meta_txn_alloc_ino(t);
+	meta_txn_put_inode(t, &md);
+	meta_txn_orphan(t, md.ino, 1);	/* a crash before it is linked frees it */
+	err = meta_txn_commit(t, 0, NULL);
+	meta_unlock(v->meta);
+	if (err < 0)
+		return err;
+	in = inode_get_new(v, &md, &err);
+	if (!in)
+		return err;
+	err = file_new(v, in, O_RDWR, f);
+	inode_put(v, in);
+	if (err == 0)
+		*ino = md.ino;
+	return err;
+}
+
+struct clone_list {
+	uint64_t *idx;
+	struct bs_hash *h;
+	size_t n, cap;
+};
+
+static int clone_collect(void *arg, uint64_t idx, const struct bs_hash *h)
+{
+	struct clone_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		uint64_t *ni = realloc(l->idx, cap * sizeof(*ni));
+		struct bs_hash *nh;
+
+		if (!ni)
+			return -ENOMEM;
+		l->idx = ni;
+		nh = realloc(l->h, cap * sizeof(*nh));
+		if (!nh)
+			return -ENOMEM;
+		l->h = nh;
+		l->cap = cap;
+	}
+	l->idx[l->n] = idx;
+	l->h[l->n++] = *h;
+	return 0;
+}
+
+int vfs_clone(struct vfs *v, struct vfs_file *f, uint64_t src)
+{
+	struct inode *in = f->in;
+	struct meta_inode smd;
+	struct clone_list l = { 0 };
+	struct meta_txn *t;
+	int ret;
+
+	pthread_mutex_lock(&in->lock);
+	meta_lock(v->meta);
+	if (in->dirty || in->npend || in->md.size || in->committed_size) {
+		ret = -EINVAL;		/* only into an empty file */
+		goto out;
+	}
+	ret = meta_get_inode(v->meta, src, &smd);
+	if (ret == 0 && !S_ISREG(smd.mode))
+		ret = -EINVAL;
+	if (ret == 0)
+		ret = meta_blocks(v->meta, src, 0, clone_collect, &l);
+	if (ret < 0)
+		goto out;
+	t = meta_txn_begin(v->meta);
+	for (size_t i = 0; ret == 0 && i < l.n; i++)
+		ret = meta_txn_set_block(t, in->ino, l.idx[i], NULL, &l.h[i], 0, 0);
+	if (ret < 0) {
+		meta_txn_abort(t);
+		goto out;
+	}
+	in->md.size = smd.size;
+	in->md.mtime = in->md.ctime = now_ts();
+	meta_txn_logical(t, 0, smd.size);
+	meta_txn_put_inode(t, &in->md);
+	ret = meta_txn_commit(t, 0, NULL);
+	if (ret == 0)
+		in->committed_size = smd.size;
+	else
+		in->md.size = 0;
+out:
+	meta_unlock(v->meta);
+	pthread_mutex_unlock(&in->lock);
+	free(l.idx);
+	free(l.h);
+	return ret;
+}
+
+uint64_t vfs_file_ino(const struct vfs_file *f)
+{
+	return f->in->ino;
+}
+
+int vfs_busy(struct vfs *v, uint64_t ino)
+{
+	struct inode *in;
+	int busy = 0;
+
+	pthread_mutex_lock(&v->itable_lock);
+	in = itable_find(v, ino);
+	busy = in && in->opens > 0;
+	pthread_mutex_unlock(&v->itable_lock);
+	return busy;
+}
+
 static int ts_le(struct timespec a, struct timespec b)
 {
 	return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec <= b.tv_nsec);
@@ -1696,6 +1821,14 @@ void vfs_set_attr_notify(struct vfs *v, void (*fn)(void *arg, uint64_t ino),
 {
 	v->attr_changed = fn;
 	v->attr_changed_arg = arg;
+}
+
+void vfs_set_entry_notify(struct vfs *v,
+			  void (*fn)(void *arg, uint64_t dir, const char *name),
+			  void *arg)
+{
+	v->entry_changed = fn;
+	v->entry_changed_arg = arg;
 }
 
 void vfs_set_root_extra(struct vfs *v, const char *name, uint64_t ino)

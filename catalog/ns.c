@@ -806,3 +806,117 @@ int vfs_statfs(struct vfs *v, struct statvfs *st)
 	st->f_namemax = META_NAME_MAX;
 	return 0;
 }
+
+/* ---- publishing a version (the lake engine) ---- */
+
+struct pub_pin {
+	struct inode *in;
+	struct meta_inode saved;
+};
+
+static struct inode *pub_pin(struct vfs *v, struct pub_pin *pins, size_t *np,
+			     uint64_t ino, int *err)
+{
+	struct inode *in;
+
+	for (size_t i = 0; i < *np; i++)
+		if (pins[i].in->ino == ino)
+			return pins[i].in;
+	in = inode_get(v, ino, err);
+	if (!in)
+		return NULL;
+	pins[*np].in = in;
+	pins[(*np)++].saved = in->md;	/* meta_lock is held by the caller */
+	return in;
+}
+
+int vfs_publish(struct vfs *v, const struct vfs_link_req *l, size_t nl,
+		const struct vfs_kv *kv, size_t nkv)
+{
+	struct pub_pin *pins = calloc(3 * nl + 1, sizeof(*pins));
+	struct timespec now = now_ts();
+	struct meta_txn *t = NULL;
+	size_t np = 0;
+	int err = 0;
+
+	if (!pins)
+		return -ENOMEM;
+	meta_lock(v->meta);
+	t = meta_txn_begin(v->meta);
+	for (size_t i = 0; err == 0 && i < nl; i++) {
+		struct inode *dir, *in = NULL, *victim = NULL;
+		uint64_t old, cookie;
+		uint32_t omode;
+		int have;
+
+		err = check_name(l[i].name);
+		if (err < 0)
+			break;
+		dir = pub_pin(v, pins, &np, l[i].dir, &err);
+		if (!dir)
+			break;
+		if (!S_ISDIR(dir->md.mode) || dir->md.nlink == 0) {
+			err = -ENOTDIR;
+			break;
+		}
+		if (l[i].ino) {
+			in = pub_pin(v, pins, &np, l[i].ino, &err);
+			if (!in)
+				break;
+			if (!S_ISREG(in->md.mode) || in->md.nlink != 0) {
+				err = -EINVAL;	/* only unnamed files */
+				break;
+			}
+		}
+		have = meta_lookup(v->meta, l[i].dir, l[i].name, &old, &omode, &cookie);
+		if (have < 0 && have != -ENOENT) {
+			err = have;
+			break;
+		}
+		if (have == 0) {
+			if (S_ISDIR(omode)) {
+				err = -EISDIR;
+				break;
+			}
+			victim = pub_pin(v, pins, &np, old, &err);
+			if (!victim)
+				break;
+			meta_txn_del_dirent(t, l[i].dir, l[i].name, cookie);
+			drop_link(t, victim, now);
+		}
+		if (in) {
+			in->md.nlink = 1;
+			in->md.ctime = now;
+			meta_txn_orphan(t, in->ino, 0);
+			meta_txn_count(t, in->md.mode, 1);
+			meta_txn_put_dirent(t, l[i].dir, l[i].name, in->ino,
+					    in->md.mode, dir->md.next_cookie++);
+			put_md(t, in);
+		}
+		if (in || victim) {
+			dir->md.mtime = dir->md.ctime = now;
+			put_md(t, dir);
+		}
+	}
+	for (size_t i = 0; err == 0 && i < nkv; i++) {
+		if (kv[i].val)
+			meta_txn_put_kv(t, kv[i].name, kv[i].val, kv[i].len);
+		else
+			meta_txn_del_kv(t, kv[i].name);
+	}
+	if (err == 0)
+		err = meta_txn_commit(t, 1, NULL);
+	else
+		meta_txn_abort(t);
+	if (err < 0)
+		for (size_t i = 0; i < np; i++)
+			pins[i].in->md = pins[i].saved;
+	meta_unlock(v->meta);
+	for (size_t i = 0; i < np; i++)
+		inode_put(v, pins[i].in);
+	free(pins);
+	if (err == 0 && v->entry_changed)
+		for (size_t i = 0; i < nl; i++)
+			v->entry_changed(v->entry_changed_arg, l[i].dir, l[i].name);
+	return err;
+}

@@ -58,12 +58,18 @@ void vfs_dirty_stats(struct vfs *v, uint64_t *dirty_bytes, uint64_t *pending_sea
  * may cache, such as atime after a read. */
 void vfs_set_attr_notify(struct vfs *v, void (*fn)(void *arg, uint64_t ino),
 			 void *arg);
+/* Called (no locks held) when lakefs itself replaces or removes a name
+ * the kernel may cache (vfs_publish). */
+void vfs_set_entry_notify(struct vfs *v,
+			  void (*fn)(void *arg, uint64_t dir, const char *name),
+			  void *arg);
 /* One extra read-only entry listed in the root directory (.lakefs). */
 void vfs_set_root_extra(struct vfs *v, const char *name, uint64_t ino);
 
 int vfs_getattr(struct vfs *v, uint64_t ino, struct stat *st);
 int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct stat *st);
-void vfs_forget(struct vfs *v, uint64_t ino, uint64_t nlookup);
+/* 1 when the kernel holds no more references to ino */
+int vfs_forget(struct vfs *v, uint64_t ino, uint64_t nlookup);
 
 #define VFS_SET_MODE	(1 << 0)
 #define VFS_SET_UID	(1 << 1)
@@ -141,5 +147,35 @@ int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
 		  uint64_t len);
 /* The last close of f: commit (without waiting for the disk) and free f. */
 void vfs_release(struct vfs *v, struct vfs_file *f);
+
+/*
+ * ---- for the lake engine: versions built aside, published at once ----
+ * vfs_tmpfile makes an unnamed regular file (an orphan: a crash before it
+ * is linked frees it at the next mount), open read-write. vfs_clone gives
+ * an empty open file the committed bytes of src by sharing its blocks (no
+ * data is copied). vfs_publish links, replaces and removes names and
+ * writes catalog records in one synced metadata transaction: a reader sees
+ * all of it or none of it, and a file open on a replaced name keeps its
+ * bytes until closed.
+ */
+int vfs_tmpfile(struct vfs *v, const struct vfs_ctx *c, mode_t mode,
+		struct vfs_file **f, uint64_t *ino);
+int vfs_clone(struct vfs *v, struct vfs_file *f, uint64_t src);
+uint64_t vfs_file_ino(const struct vfs_file *f);
+/* 1 while some open file (any handle) refers to ino. */
+int vfs_busy(struct vfs *v, uint64_t ino);
+
+struct vfs_link_req {
+	uint64_t dir;
+	const char *name;
+	uint64_t ino;		/* an unnamed file (vfs_tmpfile); 0: remove name */
+};
+struct vfs_kv {
+	const char *name;
+	const void *val;	/* NULL: delete the record */
+	size_t len;
+};
+int vfs_publish(struct vfs *v, const struct vfs_link_req *l, size_t nl,
+		const struct vfs_kv *kv, size_t nkv);
 
 #endif

@@ -85,6 +85,8 @@ struct vfs {
 	unsigned char *zeros;		/* block_size zero bytes, read-only */
 	void (*attr_changed)(void *arg, uint64_t ino);	/* set before use */
 	void *attr_changed_arg;
+	void (*entry_changed)(void *arg, uint64_t dir, const char *name);
+	void *entry_changed_arg;
 	const char *root_extra;
 	uint64_t root_extra_ino;
 };

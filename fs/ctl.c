@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "catalog/journal.h"
+#include "catalog/lake.h"
 #include "fs/fsd.h"
 #include "sync/remote.h"
 #include "sync/s3.h"
@@ -40,11 +41,12 @@ static const struct ctl_file ctl_files[] = {
 	{ "sync", CTL_SYNC_INO, 1 },
 	{ "verify", CTL_VERIFY_INO, 1 },
 	{ "verify-deep", CTL_VERIFY_DEEP_INO, 1 },
+	{ "jobs", CTL_JOBS_INO, 0 },
 };
 
 int ctl_owns(uint64_t ino)
 {
-	return ino >= CTL_DIR_INO && ino <= CTL_VERIFY_DEEP_INO;
+	return ino >= CTL_DIR_INO && ino <= CTL_JOBS_INO;
 }
 
 static int ctl_is_action(uint64_t ino)
@@ -217,6 +219,7 @@ static int render_status(struct fsd *d, char **buf, size_t *len)
 	uint64_t up = (mono_ns() - d->start_ns) / 1000000000ull;
 	double dedup, compress;
 	char *out, *bucket = NULL;
+	struct lake_stats ls;
 	int n;
 
 	json_escape(d->state_dir, state, sizeof(state));
@@ -225,6 +228,7 @@ static int render_status(struct fsd *d, char **buf, size_t *len)
 	meta_counters(vfs_meta(d->vfs), &c);
 	vfs_dirty_stats(d->vfs, &dirty, &seals);
 	bs_cache_stats(vfs_blockstore(d->vfs), &cbytes, &hits, &misses);
+	lake_stats(d->lake, &ls);
 	dedup = c.block_bytes ? (double)c.ref_bytes / (double)c.block_bytes : 1.0;
 	compress = c.stored_bytes ? (double)c.block_bytes / (double)c.stored_bytes : 1.0;
 	n = asprintf(&out,
@@ -250,7 +254,13 @@ static int render_status(struct fsd *d, char **buf, size_t *len)
 		"  \"pending_seals\": %llu,\n"
 		"  \"cache_bytes\": %llu,\n"
 		"  \"cache_hits\": %llu,\n"
-		"  \"cache_misses\": %llu%s"
+		"  \"cache_misses\": %llu,\n"
+		"  \"jobs_queued\": %llu,\n"
+		"  \"jobs_running\": %llu,\n"
+		"  \"jobs_waiting\": %llu,\n"
+		"  \"jobs_done\": %llu,\n"
+		"  \"jobs_failed\": %llu,\n"
+		"  \"jobs_quarantined\": %llu%s"
 		"}\n",
 		LAKEFS_VERSION, (int)getpid(), (unsigned long long)up, state,
 		d->s3 ? d->store_url : "local", vfs_block_size(d->vfs),
@@ -261,7 +271,10 @@ static int render_status(struct fsd *d, char **buf, size_t *len)
 		(unsigned long long)c.stored_bytes, dedup, compress,
 		(unsigned long long)dirty, (unsigned long long)seals,
 		(unsigned long long)cbytes, (unsigned long long)hits,
-		(unsigned long long)misses, bucket ? bucket : "\n");
+		(unsigned long long)misses, (unsigned long long)ls.queued,
+		(unsigned long long)ls.running, (unsigned long long)ls.waiting,
+		(unsigned long long)ls.done, (unsigned long long)ls.failed,
+		(unsigned long long)ls.quarantined, bucket ? bucket : "\n");
 	free(bucket);
 	if (n < 0)
 		return -ENOMEM;
@@ -302,6 +315,19 @@ static int render_metrics(struct fsd *d, char **buf, size_t *len)
 	metric(&b, "block_cache_bytes", "gauge", "Plaintext block cache in memory.", cbytes);
 	metric(&b, "block_cache_hits_total", "counter", "Block cache hits.", hits);
 	metric(&b, "block_cache_misses_total", "counter", "Block cache misses.", misses);
+	{
+		struct lake_stats ls;
+
+		lake_stats(d->lake, &ls);
+		metric(&b, "jobs_queued", "gauge", "Promotion jobs waiting for a worker.", ls.queued);
+		metric(&b, "jobs_running", "gauge", "Promotion jobs running.", ls.running);
+		metric(&b, "jobs_waiting_tables", "gauge",
+		       "Tables with files in their quiet period.", ls.waiting);
+		metric(&b, "jobs_done_total", "counter", "Jobs finished since the mount.", ls.done);
+		metric(&b, "jobs_failed_total", "counter", "Jobs failed since the mount.", ls.failed);
+		metric(&b, "jobs_quarantined_total", "counter",
+		       "Batches quarantined whole since the mount.", ls.quarantined);
+	}
 	if (d->s3) {
 		struct remote_stats rs;
 		struct journal_stats js;
@@ -493,6 +519,18 @@ int ctl_render(struct fsd *d, uint64_t ino, char **buf, size_t *len)
 		return render_sync(d, buf, len);
 	if (ino == CTL_VERIFY_INO || ino == CTL_VERIFY_DEEP_INO)
 		return render_verify(d, ino == CTL_VERIFY_DEEP_INO, buf, len);
+	if (ino == CTL_JOBS_INO) {
+		struct gbuf b = { 0 };
+
+		lake_jobs_render(d->lake, &b);
+		if (b.failed) {
+			free(b.p);
+			return -ENOMEM;
+		}
+		*buf = b.p ? (char *)b.p : strdup("");
+		*len = b.n;
+		return *buf ? 0 : -ENOMEM;
+	}
 
 	return ino == CTL_DIR_INO ? -EISDIR : -ENOENT;
 }

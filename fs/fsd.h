@@ -11,9 +11,11 @@ struct fuse_session;
 struct s3_client;
 struct remote;
 struct journal;
+struct lake;
 
 struct fsd {
 	struct vfs *vfs;
+	struct lake *lake;	/* catalogs, tables, jobs */
 	struct fuse_session *se;	/* for notifications to the kernel */
 	const char *state_dir;
 	const char *mountpoint;
@@ -39,6 +41,7 @@ struct fsd {
 #define CTL_SYNC_INO 5ull
 #define CTL_VERIFY_INO 6ull
 #define CTL_VERIFY_DEEP_INO 7ull
+#define CTL_JOBS_INO 8ull
 #define CTL_DIR_NAME ".lakefs"
 
 int ctl_owns(uint64_t ino);

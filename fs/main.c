@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "catalog/journal.h"
+#include "catalog/lake.h"
 #include "fs/fsd.h"
 #include "fs/ops.h"
 #include "sync/remote.h"
@@ -439,6 +440,16 @@ static void notify_attr(void *arg, uint64_t ino)
 	fuse_lowlevel_notify_inval_inode(d->se, ino, -1, 0);
 }
 
+/* lakefs replaced a name (a new silver version): drop the kernel's dentry
+ * and the directory's attributes. */
+static void notify_entry(void *arg, uint64_t dir, const char *name)
+{
+	struct fsd *d = arg;
+
+	fuse_lowlevel_notify_inval_entry(d->se, dir, name, strlen(name));
+	fuse_lowlevel_notify_inval_inode(d->se, dir, -1, 0);
+}
+
 /* FUSE splits -o on commas; a backslash escapes one. */
 static const char *fsname_escape(const char *s, char *out, size_t cap)
 {
@@ -757,6 +768,20 @@ int main(int argc, char **argv)
 		}
 	}
 	vfs_set_root_extra(d.vfs, CTL_DIR_NAME, CTL_DIR_INO);
+	{
+		struct lake_options lo = { 0 };
+
+		err = lake_open(&d.lake, d.vfs, &lo, &errmsg);
+		if (err < 0) {
+			fprintf(stderr, "lakefs-mount: %s\n", errmsg ? errmsg : strerror(-err));
+			free(errmsg);
+			journal_stop(d.journal, 0);
+			vfs_close_fs(d.vfs);
+			s3_close(d.s3);
+			ret = 1;
+			goto done;
+		}
+	}
 	d.state_dir = state;
 	d.mountpoint = mnt;
 	d.start_ns = mono_ns();
@@ -783,6 +808,7 @@ int main(int argc, char **argv)
 	}
 	d.se = se;
 	vfs_set_attr_notify(d.vfs, notify_attr, &d);
+	vfs_set_entry_notify(d.vfs, notify_entry, &d);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	if (fuse_session_mount(se, mnt) != 0) {
@@ -797,6 +823,10 @@ int main(int argc, char **argv)
 		daemonize_done(notify_fd);	/* from here on, messages go to syslog */
 	if (d.journal && journal_go(d.journal) < 0)
 		goto unmount;
+	if ((err = lake_start(d.lake)) < 0) {
+		log_err("cannot start the lake engine: %s", strerror(-err));
+		goto unmount;
+	}
 	log_info("mounted %s on %s (block size %u)", state, mnt, vfs_block_size(d.vfs));
 	signal(SIGPIPE, SIG_IGN);
 	lc = fuse_loop_cfg_create();
@@ -808,6 +838,8 @@ int main(int argc, char **argv)
 	ret = fuse_session_loop_mt(se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 unmount:
+	lake_close(d.lake);	/* a running job is abandoned; it reruns */
+	d.lake = NULL;
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	log_info("unmounted %s", mnt);
@@ -822,6 +854,7 @@ out:
 		journal_stop(d.journal, 10ull * 1000000000ull);
 		s3_cancel(d.s3);	/* uploads left wait in the queue */
 	}
+	lake_close(d.lake);
 	vfs_close_fs(d.vfs);
 	s3_close(d.s3);
 done:

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "catalog/journal.h"
+#include "catalog/lake.h"
 #include "fs/fsd.h"
 #include "fs/ops.h"
 #include "util/log.h"
@@ -132,15 +133,21 @@ static void lfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if ((parent == 1 && strcmp(name, CTL_DIR_NAME) == 0) || ctl_owns(parent))
 		err = ctl_lookup(d, parent, name, &st);
-	else
-		err = vfs_lookup(d->vfs, parent, name, &st);
+	else if ((err = vfs_lookup(d->vfs, parent, name, &st)) == 0)
+		lake_seen(d->lake, parent, &st);
 	reply_entry(req, err, &st);
+}
+
+static void forget_one(struct fsd *d, uint64_t ino, uint64_t nlookup)
+{
+	if (vfs_forget(d->vfs, ino, nlookup))
+		lake_forget(d->lake, ino);
 }
 
 static void lfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	if (!ctl_owns(ino))
-		vfs_forget(fsd_of(req)->vfs, ino, nlookup);
+		forget_one(fsd_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -149,7 +156,7 @@ static void lfs_forget_multi(fuse_req_t req, size_t count,
 {
 	for (size_t i = 0; i < count; i++)
 		if (!ctl_owns(forgets[i].ino))
-			vfs_forget(fsd_of(req)->vfs, forgets[i].ino, forgets[i].nlookup);
+			forget_one(fsd_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -187,7 +194,11 @@ static void lfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW) set |= VFS_SET_ATIME_NOW;
 	if (to_set & FUSE_SET_ATTR_MTIME_NOW) set |= VFS_SET_MTIME_NOW;
 	if (to_set & FUSE_SET_ATTR_CTIME) set |= VFS_SET_CTIME;
-	err = vfs_setattr(fsd_of(req)->vfs, ino, attr, set, &st);
+	err = lake_may_modify(fsd_of(req)->lake, ino);
+	if (err == 0)
+		err = vfs_setattr(fsd_of(req)->vfs, ino, attr, set, &st);
+	if (err == 0 && (set & (VFS_SET_SIZE | VFS_SET_MTIME | VFS_SET_MTIME_NOW)))
+		lake_closed(fsd_of(req)->lake, ino, 1);
 	reply_attr(req, err, &st);
 }
 
@@ -208,46 +219,71 @@ static int is_ctl_parent(fuse_ino_t parent, const char *name)
 	return ctl_owns(parent) || (parent == 1 && strcmp(name, CTL_DIR_NAME) == 0);
 }
 
+/* Ask the lake before a name is made, tell it after. */
+static int may_make(struct fsd *d, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	if (is_ctl_parent(parent, name))
+		return parent == 1 && strcmp(name, CTL_DIR_NAME) == 0 && S_ISDIR(mode) ?
+		       -EEXIST : -EPERM;
+	return lake_may_make(d->lake, parent, name, mode);
+}
+
+static void made(struct fsd *d, const struct vfs_ctx *c, fuse_ino_t parent,
+		 const char *name, const struct stat *st)
+{
+	lake_made(d->lake, c, parent, name, st);
+}
+
 static void lfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, dev_t rdev)
 {
+	struct fsd *d = fsd_of(req);
 	struct vfs_ctx c = req_ctx(req);
 	struct stat st;
-	int err = is_ctl_parent(parent, name) ? -EPERM :
-		  vfs_mknod(fsd_of(req)->vfs, &c, parent, name, mode, rdev, &st);
+	int err = may_make(d, parent, name, mode);
 
+	if (err == 0 && (err = vfs_mknod(d->vfs, &c, parent, name, mode, rdev, &st)) == 0)
+		made(d, &c, parent, name, &st);
 	reply_entry(req, err == -ENOENT ? -EIO : err, &st);
 }
 
 static void lfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode)
 {
+	struct fsd *d = fsd_of(req);
 	struct vfs_ctx c = req_ctx(req);
 	struct stat st;
-	int err = is_ctl_parent(parent, name) ?
-		  (parent == 1 ? -EEXIST : -EPERM) :
-		  vfs_mkdir(fsd_of(req)->vfs, &c, parent, name, mode, &st);
+	int err = may_make(d, parent, name, S_IFDIR | mode);
 
+	if (err == 0 && (err = vfs_mkdir(d->vfs, &c, parent, name, mode, &st)) == 0)
+		made(d, &c, parent, name, &st);
 	reply_entry(req, err == -ENOENT ? -EIO : err, &st);
 }
 
 static void lfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 			const char *name)
 {
+	struct fsd *d = fsd_of(req);
 	struct vfs_ctx c = req_ctx(req);
 	struct stat st;
-	int err = is_ctl_parent(parent, name) ? -EPERM :
-		  vfs_symlink(fsd_of(req)->vfs, &c, parent, name, target, &st);
+	int err = may_make(d, parent, name, S_IFLNK);
 
+	if (err == 0 && (err = vfs_symlink(d->vfs, &c, parent, name, target, &st)) == 0)
+		made(d, &c, parent, name, &st);
 	reply_entry(req, err == -ENOENT ? -EIO : err, &st);
 }
 
 static void lfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 		     const char *name)
 {
+	struct fsd *d = fsd_of(req);
+	struct vfs_ctx c = req_ctx(req);
 	struct stat st;
 	int err = ctl_owns(ino) || is_ctl_parent(parent, name) ? -EPERM :
-		  vfs_link(fsd_of(req)->vfs, ino, parent, name, &st);
+		  lake_may_link(d->lake, ino, parent);
+
+	if (err == 0 && (err = vfs_link(d->vfs, ino, parent, name, &st)) == 0)
+		made(d, &c, parent, name, &st);
 
 	if (err == -ENOENT) {	/* not a cacheable miss here */
 		fuse_reply_err(req, ENOENT);
@@ -258,16 +294,24 @@ static void lfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 
 static void lfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct fsd *d = fsd_of(req);
 	int err = is_ctl_parent(parent, name) ? -EPERM :
-		  vfs_unlink(fsd_of(req)->vfs, parent, name);
+		  lake_may_remove(d->lake, parent, name, 0);
+
+	if (err == 0)
+		err = vfs_unlink(d->vfs, parent, name);
 
 	fuse_reply_err(req, -err);
 }
 
 static void lfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct fsd *d = fsd_of(req);
 	int err = is_ctl_parent(parent, name) ? -EPERM :
-		  vfs_rmdir(fsd_of(req)->vfs, parent, name);
+		  lake_may_remove(d->lake, parent, name, 1);
+
+	if (err == 0)
+		err = vfs_rmdir(d->vfs, parent, name);
 
 	fuse_reply_err(req, -err);
 }
@@ -288,9 +332,15 @@ static void lfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		vflags |= VFS_RENAME_EXCHANGE;
 	if (is_ctl_parent(parent, name) || is_ctl_parent(newparent, newname))
 		err = -EPERM;
-	else
-		err = vfs_rename(fsd_of(req)->vfs, parent, name, newparent,
-				 newname, vflags);
+	else if ((err = lake_may_rename(fsd_of(req)->lake, parent, name, newparent,
+					newname)) == 0 && (vflags & VFS_RENAME_EXCHANGE))
+		err = lake_may_rename(fsd_of(req)->lake, newparent, newname, parent, name);
+	if (err == 0 && (err = vfs_rename(fsd_of(req)->vfs, parent, name, newparent,
+					  newname, vflags)) == 0) {
+		lake_renamed(fsd_of(req)->lake, newparent, newname);
+		if (vflags & VFS_RENAME_EXCHANGE)
+			lake_renamed(fsd_of(req)->lake, parent, name);
+	}
 	fuse_reply_err(req, -err);
 }
 
@@ -324,7 +374,10 @@ static void lfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	err = vfs_open(d->vfs, ino, fi->flags, &f);
+	err = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) ?
+	      lake_may_modify(d->lake, ino) : 0;
+	if (err == 0)
+		err = vfs_open(d->vfs, ino, fi->flags, &f);
 	if (err < 0) {
 		fuse_reply_err(req, -err);
 		return;
@@ -345,11 +398,11 @@ static void lfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct stat st;
 	int err;
 
-	if (is_ctl_parent(parent, name)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	err = vfs_create(d->vfs, &c, parent, name, mode, fi->flags, &st, &f);
+	err = may_make(d, parent, name, S_IFREG | mode);
+	if (err == 0)
+		err = vfs_create(d->vfs, &c, parent, name, mode, fi->flags, &st, &f);
+	if (err == 0)
+		made(d, &c, parent, name, &st);
 	if (err < 0) {
 		fuse_reply_err(req, err == -ENOENT ? EIO : -err);
 		return;
@@ -440,11 +493,11 @@ static void lfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 static void lfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
 	if (is_ctl_fh(fi)) {
 		ctl_handle_put(ctl_fh(fi));
 	} else {
 		vfs_release(fsd_of(req)->vfs, vfs_fh(fi));
+		lake_closed(fsd_of(req)->lake, ino, (fi->flags & O_ACCMODE) != O_RDONLY);
 	}
 	fuse_reply_err(req, 0);
 }
@@ -606,8 +659,10 @@ static void lfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags)
 {
 	int err = ctl_owns(ino) ? -EPERM :
-		  vfs_setxattr(fsd_of(req)->vfs, ino, name, value, size, flags);
+		  lake_setxattr(fsd_of(req)->lake, ino, name, value, size, flags);
 
+	if (err == 1)
+		err = vfs_setxattr(fsd_of(req)->vfs, ino, name, value, size, flags);
 	fuse_reply_err(req, -err);
 }
 
@@ -632,7 +687,9 @@ static void lfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	n = ctl_owns(ino) ? -ENODATA :
-	    vfs_getxattr(fsd_of(req)->vfs, ino, name, buf, size);
+	    lake_getxattr(fsd_of(req)->lake, ino, name, buf, size);
+	if (n == 1)
+		n = vfs_getxattr(fsd_of(req)->vfs, ino, name, buf, size);
 	reply_xattr(req, n, buf, size);
 	free(buf);
 }
@@ -653,9 +710,10 @@ static void lfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void lfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	int err = ctl_owns(ino) ? -EPERM :
-		  vfs_removexattr(fsd_of(req)->vfs, ino, name);
+	int err = ctl_owns(ino) ? -EPERM : lake_removexattr(fsd_of(req)->lake, ino, name);
 
+	if (err == 1)
+		err = vfs_removexattr(fsd_of(req)->vfs, ino, name);
 	fuse_reply_err(req, -err);
 }
 

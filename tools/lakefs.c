@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "catalog/journal.h"
@@ -40,6 +42,24 @@ static void usage(FILE *f)
 "          [--region R] [--addressing path|virtual] [--creds FILE] [--insecure]\n"
 "                               rebuild a state directory from the bucket\n"
 "                               alone; blocks are fetched on first read\n"
+"  props get PATH [NAME]        the user.lakefs.* properties of a catalog,\n"
+"                               schema or table (set on it or inherited)\n"
+"  props set PATH NAME VALUE    set one (validated: a bad value is refused)\n"
+"  props unset PATH NAME        remove one\n"
+"  jobs MOUNTPOINT [--json] [--all]\n"
+"                               promotion runs: id, state, table, file,\n"
+"                               version, rows, time, error (the last 20;\n"
+"                               --all: every one kept)\n"
+"  run TABLE [--no-wait] [--timeout S]\n"
+"                               ingest what landed in a bronze table now\n"
+"                               (no quiet period) and wait for the result;\n"
+"                               exit 1 if a batch failed or was quarantined\n"
+"  wait MOUNTPOINT [--timeout S]\n"
+"                               return once no file waits to land and no\n"
+"                               job is queued or running; exit 1 on timeout\n"
+"  drop PATH                    remove a table (bronze files, silver table,\n"
+"                               history), a volume, a volume schema or a\n"
+"                               whole catalog\n"
 "  help                         print this help\n"
 "  version                      print the version\n");
 }
@@ -454,6 +474,335 @@ static int cmd_restore(int argc, char **argv)
 	return 0;
 }
 
+/* ---- the lake: properties, jobs, run, wait, drop ---- */
+
+#define PROP_PREFIX "user.lakefs."
+
+static int prop_print(const char *path, const char *name)
+{
+	char xname[512], val[8192];
+	ssize_t n;
+
+	snprintf(xname, sizeof(xname), PROP_PREFIX "%s", name);
+	n = getxattr(path, xname, val, sizeof(val) - 1);
+	if (n < 0)
+		return -errno;
+	val[n] = '\0';
+	printf("%s=%s\n", name, val);
+	return 0;
+}
+
+/* the inherited value: the nearest of PATH, its schema, its catalog */
+static int prop_get_inherited(const char *path, const char *name)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (int up = 0; up < 3; up++) {
+		char *slash;
+
+		if (prop_print(p, name) == 0)
+			return 0;
+		slash = strrchr(p, '/');
+		if (!slash || slash == p)
+			break;
+		*slash = '\0';
+	}
+	return -ENODATA;
+}
+
+static int cmd_props(int argc, char **argv)
+{
+	const char *op = argc > 0 ? argv[0] : "", *path = argc > 1 ? argv[1] : NULL;
+
+	if (!path) {
+		fprintf(stderr, "usage: lakefs props get|set|unset PATH [NAME [VALUE]]\n");
+		return 2;
+	}
+	if (strcmp(op, "get") == 0 && argc == 3) {
+		if (prop_get_inherited(path, argv[2]) < 0) {
+			fprintf(stderr, "lakefs props: %s: %s is not set\n", path, argv[2]);
+			return 1;
+		}
+		return 0;
+	}
+	if (strcmp(op, "get") == 0 && argc == 2) {
+		char names[65536];
+		ssize_t n = listxattr(path, names, sizeof(names));
+
+		if (n < 0) {
+			fprintf(stderr, "lakefs props: %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+		for (ssize_t off = 0; off < n; off += (ssize_t)strlen(names + off) + 1)
+			if (strncmp(names + off, PROP_PREFIX, strlen(PROP_PREFIX)) == 0)
+				prop_print(path, names + off + strlen(PROP_PREFIX));
+		return 0;
+	}
+	if (strcmp(op, "set") == 0 && argc == 4) {
+		char xname[512];
+
+		snprintf(xname, sizeof(xname), PROP_PREFIX "%s", argv[2]);
+		if (setxattr(path, xname, argv[3], strlen(argv[3]), 0) < 0) {
+			fprintf(stderr, "lakefs props: %s: cannot set %s: %s%s\n", path,
+				argv[2], strerror(errno), errno == EINVAL ?
+				" (the daemon's log says why)" : "");
+			return 1;
+		}
+		return 0;
+	}
+	if (strcmp(op, "unset") == 0 && argc == 3) {
+		char xname[512];
+
+		snprintf(xname, sizeof(xname), PROP_PREFIX "%s", argv[2]);
+		if (removexattr(path, xname) < 0) {
+			fprintf(stderr, "lakefs props: %s: cannot unset %s: %s\n", path,
+				argv[2], strerror(errno));
+			return 1;
+		}
+		return 0;
+	}
+	fprintf(stderr, "usage: lakefs props get|set|unset PATH [NAME [VALUE]]\n");
+	return 2;
+}
+
+static int cmd_jobs(int argc, char **argv)
+{
+	const char *mnt = NULL;
+	int json = 0, all = 0;
+	char path[4096], *doc, *line, *save = NULL;
+	size_t len, nlines = 0, skip = 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--all") == 0)
+			all = 1;
+		else if (!mnt)
+			mnt = argv[i];
+	}
+	if (!mnt) {
+		fprintf(stderr, "usage: lakefs jobs MOUNTPOINT [--json] [--all]\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/.lakefs/jobs", mnt);
+	if (!(doc = read_file(path, &len))) {
+		fprintf(stderr, "lakefs jobs: cannot read %s: %s (is a lakefs mounted "
+			"there?)\n", path, strerror(errno));
+		return 1;
+	}
+	if (json) {
+		fputs(doc, stdout);
+		free(doc);
+		return 0;
+	}
+	for (size_t i = 0; i < len; i++)
+		nlines += doc[i] == '\n';
+	if (!all && nlines > 20)
+		skip = nlines - 20;
+	printf("%6s  %-11s  %-28s  %-24s  %7s  %9s  %9s  %6s  %7s  %s\n", "ID", "STATE",
+	       "TABLE", "FILE", "VERSION", "READ", "WRITTEN", "QUAR", "SECONDS", "ERROR");
+	for (line = strtok_r(doc, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char id[32], st[32], tb[256], fl[256], ver[32], rd[32], wr[32], q[32],
+		     sec[32] = "-", er[256] = "";
+
+		if (skip) {
+			skip--;
+			continue;
+		}
+		if (json_field(line, "id", id, sizeof(id)) < 0 ||
+		    json_field(line, "state", st, sizeof(st)) < 0)
+			continue;
+		if (json_field(line, "table", tb, sizeof(tb)) < 0)
+			tb[0] = '\0';
+		if (json_field(line, "file", fl, sizeof(fl)) < 0)
+			fl[0] = '\0';
+		json_field(line, "version", ver, sizeof(ver));
+		json_field(line, "rows_read", rd, sizeof(rd));
+		json_field(line, "rows_written", wr, sizeof(wr));
+		json_field(line, "rows_quarantined", q, sizeof(q));
+		json_field(line, "seconds", sec, sizeof(sec));
+		if (json_field(line, "error", er, sizeof(er)) < 0 || strcmp(er, "null") == 0)
+			er[0] = '\0';
+		printf("%6s  %-11s  %-28s  %-24s  %7s  %9s  %9s  %6s  %7s  %s\n", id, st, tb,
+		       fl, ver, rd, wr, q, sec, er);
+	}
+	free(doc);
+	return 0;
+}
+
+static int parse_timeout(const char *cmd, const char *s, double *out)
+{
+	char *end;
+
+	*out = strtod(s, &end);
+	if (*end || *out < 0) {
+		fprintf(stderr, "lakefs %s: bad --timeout '%s'\n", cmd, s);
+		return -1;
+	}
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int cmd_wait(int argc, char **argv)
+{
+	const char *mnt = NULL;
+	double timeout = 0, start = now_s();
+	char path[4096];
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			if (parse_timeout("wait", argv[++i], &timeout) < 0)
+				return 2;
+		} else if (!mnt) {
+			mnt = argv[i];
+		}
+	}
+	if (!mnt) {
+		fprintf(stderr, "usage: lakefs wait MOUNTPOINT [--timeout S]\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/.lakefs/status", mnt);
+	for (;;) {
+		size_t len;
+		char *doc = read_file(path, &len);
+		uint64_t busy;
+
+		if (!doc) {
+			fprintf(stderr, "lakefs wait: cannot read %s: %s\n", path,
+				strerror(errno));
+			return 1;
+		}
+		busy = json_u64(doc, "jobs_queued") + json_u64(doc, "jobs_running") +
+		       json_u64(doc, "jobs_waiting");
+		free(doc);
+		if (busy == 0)
+			return 0;
+		if (timeout > 0 && now_s() - start > timeout) {
+			fprintf(stderr, "lakefs wait: still busy after %.0f s\n", timeout);
+			return 1;
+		}
+		sleep_ms(100);
+	}
+}
+
+static int table_status(const char *path, char *buf, size_t cap)
+{
+	ssize_t n = getxattr(path, PROP_PREFIX "status", buf, cap - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	const char *table = NULL;
+	double timeout = 0, start;
+	int wait = 1;
+	char st[16384], before[32] = "", last[32] = "";
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			if (parse_timeout("run", argv[++i], &timeout) < 0)
+				return 2;
+		} else if (strcmp(argv[i], "--no-wait") == 0) {
+			wait = 0;
+		} else if (!table) {
+			table = argv[i];
+		}
+	}
+	if (!table) {
+		fprintf(stderr, "usage: lakefs run TABLE [--no-wait] [--timeout S]\n");
+		return 2;
+	}
+	if (table_status(table, st, sizeof(st)) == 0) {
+		const char *lj = strstr(st, "\"last_job\":{");
+
+		if (lj)
+			json_field(lj, "id", before, sizeof(before));
+	}
+	if (setxattr(table, PROP_PREFIX "run", "now", 3, 0) < 0) {
+		fprintf(stderr, "lakefs run: %s: %s%s\n", table, strerror(errno),
+			errno == EINVAL ? " (not a bronze or silver table)" : "");
+		return 1;
+	}
+	if (!wait)
+		return 0;
+	start = now_s();
+	for (;;) {
+		char state[32];
+
+		if (table_status(table, st, sizeof(st)) < 0) {
+			fprintf(stderr, "lakefs run: %s: %s\n", table, strerror(errno));
+			return 1;
+		}
+		if (json_field(st, "state", state, sizeof(state)) == 0 &&
+		    strcmp(state, "idle") == 0)
+			break;
+		if (timeout > 0 && now_s() - start > timeout) {
+			fprintf(stderr, "lakefs run: %s still busy after %.0f s\n", table,
+				timeout);
+			return 1;
+		}
+		sleep_ms(100);
+	}
+	{
+		const char *lj = strstr(st, "\"last_job\":{");
+		char jst[32] = "", err[512] = "", ver[32] = "", rows[32] = "";
+
+		if (lj) {
+			json_field(lj, "id", last, sizeof(last));
+			json_field(lj, "state", jst, sizeof(jst));
+			json_field(lj, "error", err, sizeof(err));
+			json_field(lj, "version", ver, sizeof(ver));
+			json_field(lj, "rows_total", rows, sizeof(rows));
+		}
+		if (!lj || strcmp(before, last) == 0) {
+			printf("%s: nothing new to ingest\n", table);
+			return 0;
+		}
+		if (strcmp(jst, "done") == 0 || strcmp(jst, "skipped") == 0) {
+			printf("%s: version %s, %s rows\n", table, ver, rows);
+			return 0;
+		}
+		fprintf(stderr, "lakefs run: %s: job %s %s: %s\n", table, last, jst,
+			strcmp(err, "null") ? err : "");
+		return 1;
+	}
+}
+
+static int cmd_drop(int argc, char **argv)
+{
+	struct stat st;
+	double start = now_s();
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: lakefs drop PATH\n");
+		return 2;
+	}
+	if (setxattr(argv[0], PROP_PREFIX "drop", "yes", 3, 0) < 0) {
+		fprintf(stderr, "lakefs drop: %s: %s\n", argv[0], strerror(errno));
+		return 1;
+	}
+	while (stat(argv[0], &st) == 0) {
+		if (now_s() - start > 600) {
+			fprintf(stderr, "lakefs drop: %s is still there after 600 s (see "
+				"lakefs jobs)\n", argv[0]);
+			return 1;
+		}
+		sleep_ms(50);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -468,6 +817,16 @@ int main(int argc, char **argv)
 		return cmd_verify(argc - 2, argv + 2);
 	if (strcmp(argv[1], "restore") == 0)
 		return cmd_restore(argc - 2, argv + 2);
+	if (strcmp(argv[1], "props") == 0)
+		return cmd_props(argc - 2, argv + 2);
+	if (strcmp(argv[1], "jobs") == 0)
+		return cmd_jobs(argc - 2, argv + 2);
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 2, argv + 2);
+	if (strcmp(argv[1], "wait") == 0)
+		return cmd_wait(argc - 2, argv + 2);
+	if (strcmp(argv[1], "drop") == 0)
+		return cmd_drop(argc - 2, argv + 2);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
