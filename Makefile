@@ -24,7 +24,7 @@ CFLAGS    += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=31
              -Wmissing-prototypes -Wvla -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation \
              -fno-strict-aliasing -pthread -I. -MMD -MP
 CFLAGS    += $(shell pkg-config --cflags libxml-2.0 libcurl 2>/dev/null)
-LDLIBS    := -lleveldb -lzstd -lcurl -lxml2 -lcrypto -pthread
+LDLIBS    := -lleveldb -lzstd -lsqlite3 -lz -lcurl -lxml2 -lcrypto -pthread
 FUSE_CFLAGS = $(shell pkg-config --cflags fuse3 2>/dev/null)
 FUSE_LIBS   = $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3)
 ifneq ($(SANITIZE),)
@@ -35,7 +35,8 @@ endif
 LIB_SRC   := util/log.c util/util.c sync/workq.c sync/local.c sync/blockstore.c sync/s3.c \
              sync/remote.c catalog/journal.c \
              catalog/meta.c catalog/inode.c catalog/ns.c catalog/types.c \
-             catalog/csv.c catalog/json.c catalog/lake.c catalog/promote.c
+             catalog/csv.c catalog/json.c catalog/ingest.c catalog/lake.c \
+             catalog/promote.c
 FS_SRC    := fs/main.c fs/ops.c fs/ctl.c
 TOOL_SRC  := tools/lakefs.c
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
