@@ -1224,13 +1224,25 @@ uint64_t vfs_file_ino(const struct vfs_file *f)
 int vfs_busy(struct vfs *v, uint64_t ino)
 {
 	struct inode *in;
-	int busy = 0;
+	int busy;
 
 	pthread_mutex_lock(&v->itable_lock);
 	in = itable_find(v, ino);
-	busy = in && in->opens > 0;
+	if (!in || in->opens > 0) {
+		pthread_mutex_unlock(&v->itable_lock);
+		return in ? 1 : 0;
+	}
+	in->pins++;
 	pthread_mutex_unlock(&v->itable_lock);
-	return busy;
+	/* closed, but the last close's commit may still wait for its seals */
+	pthread_mutex_lock(&in->lock);
+	busy = in->dirty || in->npend || in->sealing || in->loading || in->commit_wanted;
+	meta_lock(v->meta);
+	busy = busy || in->md.size != in->committed_size;
+	meta_unlock(v->meta);
+	pthread_mutex_unlock(&in->lock);
+	inode_put(v, in);
+	return busy ? 2 : 0;
 }
 
 static int ts_le(struct timespec a, struct timespec b)

@@ -1156,8 +1156,14 @@ static int scan_file(struct scan *s, const char *name, uint64_t ino)
 	pthread_mutex_lock(&l->lock);
 	map_put(l->files, ino, s->table);
 	pthread_mutex_unlock(&l->lock);
-	if (vfs_busy(l->v, ino))
-		return 0;		/* its close reschedules */
+	switch (vfs_busy(l->v, ino)) {
+	case 1:
+		return 0;		/* open: its close reschedules */
+	case 2:			/* closed, its last blocks still sealing */
+		if (!s->wait_ns || s->wait_ns > 50000000ull)
+			s->wait_ns = 50000000ull;
+		return 0;
+	}
 	changed = (uint64_t)md.mtime.tv_sec * 1000000000ull + (uint64_t)md.mtime.tv_nsec;
 	age = (uint64_t)md.ctime.tv_sec * 1000000000ull + (uint64_t)md.ctime.tv_nsec;
 	if (age > changed)
@@ -1189,7 +1195,7 @@ static int scan_file(struct scan *s, const char *name, uint64_t ino)
 	j->table = s->table;
 	j->file = ino;
 	memcpy(j->cid, cid, 32);
-	j->path = strndup(s->path, s->plen ? s->plen - 1 : 0);
+	j->path = strndup(s->path, s->plen);
 	if (j->path) {
 		char *full;
 
