@@ -19,8 +19,8 @@
  * not JSON at all).
  *
  * Pass 1 names the columns and infers their types over the whole batch:
- * a CSV header through lt_header_names (csv_header 0: _c0.._cN over the
- * widest record), JSON keys in order of first appearance through the same
+ * a CSV header through lt_header_names (csv_header 0, or -1 when the
+ * parser guesses there is none: _c0.._cN over the widest record), JSON keys in order of first appearance through the same
  * function (at most LT_MAX_COLUMNS distinct keys, else the batch is
  * quarantined). Types by lt_infer (CSV) and lt_infer_json (JSON), widened
  * with lt_widen. Nested JSON objects and arrays are a STRING column holding
@@ -56,7 +56,10 @@
  * Output text. CSV: the header (rewrite only) and one line per row, values
  * by lt_normalize, ',' between them, '\n' at the end; null is an empty
  * unquoted field, the empty string "", a field holding , " CR or LF is
- * quoted with "" for a quote. JSON lines: one object per row with every
+ * quoted with "" for a quote. One exception: in a one-column table a null
+ * is written "" (an empty line is no record to a CSV reader); re-read, it
+ * is null again except in a STRING column. Common numbers and booleans
+ * already in canonical form skip lt_normalize (canonical_as_is). JSON lines: one object per row with every
  * column in schema order (_rescued_data last), null as null, BOOL as
  * true/false, INT/DECIMAL/FLOAT as numbers (quoted should the text not be
  * a JSON number), dates, timestamps and strings as JSON strings,
@@ -412,8 +415,8 @@ struct run {
 	/* pass 1 */
 	enum lt_type *btypes;
 	size_t nb, capb;
-	size_t nhdr;		/* CSV header fields, -1 unknown */
-	int hdr_known;
+	size_t nhdr;		/* CSV header fields */
+	int hdr_known;		/* nhdr is known: the first record came */
 	struct keymap km;
 	char **names;		/* batch column names */
 	uint64_t nrec, nbad;
@@ -426,7 +429,6 @@ struct run {
 	int rcol;		/* _rescued_data's index, or -1 */
 	struct val *vals;
 	struct gbuf scratch;	/* normalized values of the row */
-	struct gbuf rescued;
 	const char **rn, **rv;	/* rescued names and values of the row */
 	size_t *rl, nr, caprn, caprv, caprl;
 	char **extra;		/* _cI names, made on demand */
@@ -690,14 +692,14 @@ static int csv_rec1(struct run *r, const struct csv_field *f, size_t n)
 {
 	size_t m = n;
 
-	if (r->c->csv_header) {
-		if (!r->hdr_known) {
-			csv_header(r->csvp, &r->nhdr);
-			r->hdr_known = 1;
-			if (grow_types(r, r->nhdr) < 0)
-				return -ENOMEM;
-			r->nb = r->nhdr;
-		}
+	if (!r->hdr_known) {
+		csv_header(r->csvp, &r->nhdr);
+		r->hdr_known = 1;
+		if (grow_types(r, r->nhdr) < 0)
+			return -ENOMEM;
+		r->nb = r->nhdr;
+	}
+	if (r->nhdr) {
 		m = MIN(n, r->nhdr);
 	} else if (n > r->nb) {
 		if (n > LT_MAX_COLUMNS)
@@ -738,8 +740,8 @@ static int make_names(struct run *r)
 	const struct csv_field *h = NULL;
 	int ret = -ENOMEM;
 
-	if (r->fmt == IF_CSV && r->c->csv_header) {
-		h = csv_header(r->csvp, &n);
+
+	if (r->fmt == IF_CSV && (h = csv_header(r->csvp, &n)) != NULL) {
 		if (grow_types(r, n) < 0)
 			return -ENOMEM;
 		r->nb = n;
@@ -781,6 +783,44 @@ static void val_null(struct val *v)
 	v->len = 0;
 }
 
+/*
+ * Whether lt_normalize(t, p, n) would give p..n itself: a fast path for
+ * the common numbers and booleans ([-](0|[1-9]d*)[.d+], at most 18 digits,
+ * no negative zero; true, false). Anything else goes the long way.
+ */
+static int canonical_as_is(enum lt_type t, const char *p, size_t n)
+{
+	size_t i = 0, digits = 0;
+	int dot = 0, nonzero = 0;
+
+	switch (t) {
+	case LT_BOOL:
+		return (n == 4 && memcmp(p, "true", 4) == 0) ||
+		       (n == 5 && memcmp(p, "false", 5) == 0);
+	case LT_INT:
+	case LT_DECIMAL:
+	case LT_FLOAT:
+		break;
+	default:
+		return 0;
+	}
+	if (i < n && p[i] == '-')
+		i++;
+	if (i == n || (p[i] == '0' && i + 1 < n && p[i + 1] != '.'))
+		return 0;
+	for (; i < n; i++) {
+		if (p[i] >= '0' && p[i] <= '9') {
+			nonzero |= p[i] != '0';
+			digits++;
+		} else if (p[i] == '.' && !dot && digits && i + 1 < n && t != LT_INT) {
+			dot = 1;
+		} else {
+			return 0;
+		}
+	}
+	return digits <= 18 && (nonzero || p[0] != '-');
+}
+
 /* 0 stored, -EINVAL the value does not fit, -ENOMEM. */
 static int put_val(struct run *r, struct val *v, enum lt_type t, const struct cell *c)
 {
@@ -792,7 +832,7 @@ static int put_val(struct run *r, struct val *v, enum lt_type t, const struct ce
 		return 0;
 	}
 	v->null = 0;
-	if (t == LT_STRING) {
+	if (t == LT_STRING || (c->kind != LT_JSON_STRING && canonical_as_is(t, c->p, c->len))) {
 		v->scr = 0;
 		v->p = c->p;
 		v->len = c->len;
@@ -881,6 +921,8 @@ static int build_row(struct run *r, const struct cell *cl, size_t n)
 			continue;
 		}
 		ret = put_val(r, &r->vals[t], r->cols[t].type, c);
+		if (ret == -EINVAL)
+			val_null(&r->vals[t]);
 		if (ret == -EINVAL && mode == LT_RESCUE)
 			ret = rescue(r, r->names[c->bcol], c);
 		else if (ret == -EINVAL && mode == LT_NONE)
@@ -957,10 +999,17 @@ static int json_plain(const char *p, size_t n)
 	return 1;
 }
 
-static unsigned char *put(unsigned char *w, const void *p, size_t n)
+static inline unsigned char *put(unsigned char *w, const void *p, size_t n)
 {
-	memcpy(w, p, n);
-	return w + n;
+	const unsigned char *s = p;
+
+	if (n > 16) {
+		memcpy(w, p, n);
+		return w + n;
+	}
+	while (n--)
+		*w++ = *s++;
+	return w;
 }
 
 /* One row of r->vals to both writers. */
@@ -989,6 +1038,8 @@ static int emit_row(struct run *r)
 		wj = put(wj, c->jkey, c->jkeylen);
 		if (v->null) {
 			wj = put(wj, "null", 4);
+			if (r->ncol == 1)	/* not an empty line: that is no row */
+				wc = put(wc, "\"\"", 2);
 			continue;
 		}
 		if ((c->type == LT_STRING || c->rescued) &&
@@ -1515,7 +1566,8 @@ static int stop(struct run *r, int ret)
 /* Room for a record's n cells (kept for the run). */
 static struct cell *cells(struct run *r, size_t n)
 {
-	if (grow_array((void **)&r->cells, &r->capcells, n ? n : 1, sizeof(*r->cells),
+	if (n > r->capcells &&
+	    grow_array((void **)&r->cells, &r->capcells, n, sizeof(*r->cells),
 		       SIZE_MAX, NULL) < 0)
 		return NULL;
 	return r->cells;
@@ -2051,7 +2103,6 @@ static void run_release(struct run *r)
 	free(r->cols);
 	free(r->vals);
 	free(r->scratch.p);
-	free(r->rescued.p);
 	free(r->raw.p);
 	free(r->rn);
 	free(r->rv);

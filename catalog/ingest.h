@@ -82,9 +82,12 @@ struct ingest_table {
 struct ingest_out {
 	/*
 	 * Called exactly once, before the first byte goes to csv or jsonl,
-	 * when the batch is not quarantined as a whole. rewrite 1: the
-	 * writers receive the whole new table (the CSV's header first);
-	 * 0: they receive rows to append after the current files' bytes.
+	 * when the batch is not quarantined as a whole and not empty (an
+	 * empty batch, with no column or only bad records, writes nothing to
+	 * csv or jsonl and does not call it; its bad records still go to
+	 * quarantine). rewrite 1: the writers receive the whole new table
+	 * (the CSV's header first); 0: they receive rows to append after the
+	 * current files' bytes.
 	 */
 	int (*begin)(void *arg, int rewrite);
 	void *begin_arg;

@@ -22,6 +22,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "catalog/csv.h"
 #include "catalog/ingest.h"
 #include "tests/unit/mutate.h"
 #include "tests/unit/tap.h"
@@ -143,6 +144,71 @@ static int batch(struct tbl *t, const struct ingest_conf *c, const char *name,
 }
 
 #define CONF_INIT { .csv_header = 1, .mode = LT_ADD_NEW_COLUMNS }
+
+/* ---- the table stays a rectangle: every row has every column ---- */
+
+struct shape {
+	size_t width;
+	uint64_t rows, bad, wrong;
+};
+
+static int shape_rec(void *arg, uint64_t recno, uint64_t line,
+		     const struct csv_field *f, size_t n)
+{
+	struct shape *sh = arg;
+
+	(void)recno;
+	(void)line;
+	(void)f;
+	sh->rows++;
+	sh->wrong += n != sh->width;
+	return 0;
+}
+
+static int shape_bad(void *arg, uint64_t line, const char *reason, const char *raw,
+		     size_t rawlen)
+{
+	(void)line;
+	(void)reason;
+	(void)raw;
+	(void)rawlen;
+	((struct shape *)arg)->bad++;
+	return 0;
+}
+
+/* The table's CSV parses back to rows rows of its schema's width, with as
+ * many JSON lines. 1 if so. */
+static int table_ok(const struct tbl *t)
+{
+	struct csv_opts o = CSV_OPTS_INIT;
+	struct shape sh = { t->schema.n + (t->schema.has_rescued ? 1 : 0), 0, 0, 0 };
+	struct csv_parser *p;
+	size_t hn = 0, lines = 0;
+	int ret;
+
+	if (!t->has_csv)
+		return t->csv.n == 0;
+	o.delim = ',';
+	o.max_field = o.max_record = 64u << 20;
+	if (csv_new(&p, &o, shape_rec, shape_bad, &sh) < 0)
+		return 0;
+	ret = csv_feed(p, t->csv.p, t->csv.n);
+	if (!ret)
+		ret = csv_finish(p);
+	csv_header(p, &hn);
+	csv_free(p);
+	for (size_t i = 0; i < t->jsonl.n; i++)
+		lines += t->jsonl.p[i] == '\n';
+	if (ret || sh.bad || sh.wrong || hn != sh.width || sh.rows != t->rows ||
+	    lines != t->rows) {
+		diag("table: ret %d, bad %llu, wrong %llu, header %zu of %zu, rows %llu/%llu, "
+		     "jsonl %zu", ret, (unsigned long long)sh.bad,
+		     (unsigned long long)sh.wrong, hn, sh.width, (unsigned long long)sh.rows,
+		     (unsigned long long)t->rows, lines);
+		return 0;
+	}
+	return 1;
+}
 
 /* ---- formats ---- */
 
@@ -435,8 +501,41 @@ static void evolution(void)
 	batch(&t, &c, "6.csv", "id\n6\n", &s);
 	is_int(s.rewrite, 0, "dropped column: append with null");
 	is_str(S(&s.csv), "6,,\n", "dropped column: null");
+	ok(table_ok(&t), "evolution: the table is a rectangle");
 	res_free(&s);
 	tbl_free(&t);
+
+	batch(&t, &c, "n.csv", "d\n1.5\n-0.0\n+5\n0.50\n1e2\n007\n", &s);
+	is_str(S(&s.csv), "d\n1.5\n-0.0\n+5\n0.50\n1e2\n007\n",
+	       "numbers: 007 makes a STRING column, which keeps every text");
+	res_free(&s);
+	tbl_free(&t);
+	batch(&t, &c, "n.csv", "d\n1.5\n-0.0\n+5\n0.50\n-12\n0\n", &s);
+	is_str(S(&s.csv), "d\n1.5\n0.0\n5\n0.50\n-12\n0\n", "numbers: DECIMAL canonical text");
+	is_str(S(&s.jsonl), "{\"d\":1.5}\n{\"d\":0.0}\n{\"d\":5}\n{\"d\":0.50}\n"
+	       "{\"d\":-12}\n{\"d\":0}\n", "numbers: JSON numbers");
+	res_free(&s);
+	tbl_free(&t);
+	batch(&t, &c, "one.csv", "d\n1\n\"\"\n2\n", &s);
+	is_str(S(&s.csv), "d\n1\n\"\"\n2\n", "one column: a null row is not an empty line");
+	is_str(S(&s.jsonl), "{\"d\":1}\n{\"d\":null}\n{\"d\":2}\n", "one column: null in jsonl");
+	res_free(&s);
+	batch(&t, &c, "one2.csv", "d,e\n3,x\n", &s);
+	is_str(S(&t.csv), "d,e\n1,\n,\n2,\n3,x\n", "one column: the null row survives a rewrite");
+	ok(table_ok(&t), "one column: rectangle");
+	res_free(&s);
+	tbl_free(&t);
+
+	c.csv_header = -1;
+	batch(&t, &c, "g.csv", "1,x\n2,y\n", &s);
+	is_str(S(&s.csv), "_c0,_c1\n1,x\n2,y\n", "header guessed absent: _cN names");
+	res_free(&s);
+	tbl_free(&t);
+	batch(&t, &c, "g.csv", "id,name\n2,y\n", &s);
+	is_str(S(&s.csv), "id,name\n2,y\n", "header guessed present");
+	res_free(&s);
+	tbl_free(&t);
+	c.csv_header = 1;
 
 	c.mode = LT_FAIL_ON_NEW_COLUMNS;
 	batch(&t, &c, "1.csv", "id\n1\n", &s);
@@ -632,7 +731,7 @@ static void fuzz(uint64_t seed)
 			c.nkey = 1;
 		}
 		batch_n(&t, &c, rnd(&s) % 2 ? "x.csv" : "x", buf, n, &r);
-		if (r.ret != 0 && r.ret != -EINVAL) {
+		if ((r.ret != 0 && r.ret != -EINVAL) || !table_ok(&t)) {
 			if (!bad++)
 				diag("round %d: ret %d (%s)", i, r.ret, r.err ? r.err : "");
 			crashless = 0;
@@ -640,7 +739,8 @@ static void fuzz(uint64_t seed)
 		res_free(&r);
 		tbl_free(&t);
 	}
-	ok(crashless, "fuzz: %d rounds without a failure of the machinery", FUZZ_ROUNDS);
+	ok(crashless, "fuzz: %d rounds, no failure of the machinery, tables rectangles",
+	   FUZZ_ROUNDS);
 	free(buf);
 }
 
