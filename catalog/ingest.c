@@ -1566,8 +1566,8 @@ static int stop(struct run *r, int ret)
 /* Room for a record's n cells (kept for the run). */
 static struct cell *cells(struct run *r, size_t n)
 {
-	if (n > r->capcells &&
-	    grow_array((void **)&r->cells, &r->capcells, n, sizeof(*r->cells),
+	if (n >= r->capcells &&
+	    grow_array((void **)&r->cells, &r->capcells, n + 1, sizeof(*r->cells),
 		       SIZE_MAX, NULL) < 0)
 		return NULL;
 	return r->cells;
@@ -2030,8 +2030,10 @@ format:
 		if (lt_schema_copy(&o->schema, old) < 0)
 			return -ENOMEM;
 		o->rows_total = r->cur->rows;
+		o->rows_read = r->nrec;
 		if (!r->nbad)
 			return 0;
+		o->rows_read = 0;	/* pass 2 counts them all */
 		r->discard = 1;
 		r->pass = P_EMIT;
 		ret = run_pass(r);
