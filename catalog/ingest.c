@@ -1563,9 +1563,11 @@ static int stop(struct run *r, int ret)
 	return 1;
 }
 
-/* Room for a record's n cells (kept for the run). */
-static struct cell *cells(struct run *r, size_t n)
+/* A record of pass 2 or the check pass: counted, and room for its n
+ * cells (kept for the run); NULL without memory. */
+static struct cell *rec_cells(struct run *r, size_t n)
 {
+	r->out->rows_read += r->pass == P_EMIT;
 	if (n >= r->capcells &&
 	    grow_array((void **)&r->cells, &r->capcells, n + 1, sizeof(*r->cells),
 		       SIZE_MAX, NULL) < 0)
@@ -1584,8 +1586,7 @@ static int csv_rec(void *arg, uint64_t recno, uint64_t line,
 		r->nrec++;
 		return stop(r, csv_rec1(r, f, n));
 	}
-	r->out->rows_read += r->pass == P_EMIT;
-	if (!(c = cells(r, n)))
+	if (!(c = rec_cells(r, n)))
 		return stop(r, -ENOMEM);
 	for (size_t i = 0; i < n; i++) {
 		c[i].p = f[i].p;
@@ -1610,8 +1611,7 @@ static int json_rec(void *arg, uint64_t recno, uint64_t line,
 		r->nrec++;
 		return stop(r, json_rec1(r, f, n));
 	}
-	r->out->rows_read += r->pass == P_EMIT;
-	if (!(c = cells(r, n)))
+	if (!(c = rec_cells(r, n)))
 		return stop(r, -ENOMEM);
 	for (size_t i = 0; i < n; i++) {
 		c[i].p = f[i].val;
