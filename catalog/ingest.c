@@ -111,6 +111,7 @@
  * table has expectations or a key.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,7 @@
 #define SNIFF		65536u		/* start judged for format and binary */
 #define OLD_MAX		(64u << 20)	/* caps when re-reading silver's CSV */
 #define UPSERT_CACHE	"-8192"		/* KiB of SQLite page cache */
+#define BLOCK_BYTES	(1u << 20)	/* records per pipeline block */
 
 /* ---- the source: reading and decompressing ---- */
 
@@ -315,6 +317,7 @@ static ssize_t src_read(struct src *s, unsigned char *out, size_t cap)
 struct obuf {
 	struct gbuf b;
 	const struct ingest_writer *w;
+	int held;		/* a pipeline worker fills b: never flushed */
 };
 
 static int ob_flush(struct obuf *o)
@@ -331,6 +334,8 @@ static int ob_flush(struct obuf *o)
 
 static int ob_maybe_flush(struct obuf *o)
 {
+	if (o->held)
+		return o->b.failed ? -ENOMEM : 0;
 	return o->b.n >= FLUSH_AT || o->b.failed ? ob_flush(o) : 0;
 }
 
@@ -464,6 +469,7 @@ struct run {
 	int64_t arrival;
 
 	struct obuf ocsv, ojsonl, oq;
+	struct pipe *pipe;	/* pass 2 on two threads, or NULL */
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -1553,6 +1559,302 @@ static int row_done(struct run *r, uint64_t line, const struct cell *cl, size_t 
 	return flush_rows(r);
 }
 
+/* ---- pass 2 on two threads ---- */
+
+/*
+ * The plain path of pass 2 (no expectation, no key) is a pipeline: the
+ * caller's thread reads, decompresses and parses, copying each record
+ * (or bad record) into a block; a worker thread fits and formats whole
+ * blocks (build_row, emit_row, quarantine lines) into the block's own
+ * output buffers; the caller's thread hands those to the writers in
+ * order. Two blocks: parsing one overlaps formatting the other. The
+ * worker alone touches the row state (vals, scratch, why, raw, the
+ * output gbufs, rows_written, rows_quarantined); the caller's thread the
+ * parser, the keymap, rows_read and every writer. Without a thread the
+ * pass runs serially, as with expectations or a key.
+ */
+
+enum { B_FREE, B_FULL, B_DONE };
+#define BAD_RECORD UINT32_MAX	/* brec.n of a bad record: reason, raw */
+
+struct brec {
+	uint64_t line;
+	uint32_t n;
+};
+
+struct bcell {
+	uint32_t off, len, koff, klen;
+	int32_t bcol, kind;
+};
+
+struct block {
+	struct gbuf recs;		/* brec, then n bcell; repeated */
+	struct gbuf bytes;		/* their values and keys */
+	struct gbuf csv, jsonl, q;	/* formatted by the worker */
+	int state, ret;
+};
+
+struct pipe {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct block blk[2];
+	int fill;		/* the block being filled */
+	int pending;		/* handed to the worker and not yet written; -1 */
+	int quit;
+	uint64_t nread;		/* rows_read, kept off the worker's lines */
+	/* the worker's own, on a cache line of their own */
+	_Alignas(64) struct cell *cells;
+	size_t capcells;
+};
+
+static uint32_t blk_bytes(struct block *b, const char *p, size_t n, int nul)
+{
+	uint32_t off = (uint32_t)b->bytes.n;
+
+	gbuf_add(&b->bytes, p ? p : "", n);
+	if (nul)
+		gbuf_add(&b->bytes, "", 1);
+	return off;
+}
+
+static void swap_gbuf(struct gbuf *a, struct gbuf *b)
+{
+	struct gbuf t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/* The worker's job: one block through row_done into its buffers. */
+static int blk_format(struct run *r, struct block *b)
+{
+	struct pipe *pp = r->pipe;
+	size_t at = 0;
+	int ret = 0;
+
+	swap_gbuf(&r->ocsv.b, &b->csv);
+	swap_gbuf(&r->ojsonl.b, &b->jsonl);
+	swap_gbuf(&r->oq.b, &b->q);
+	while (at < b->recs.n && ret >= 0) {
+		const char *base = b->bytes.p ? (const char *)b->bytes.p : "";
+		struct brec h;
+		struct bcell bc;
+
+		memcpy(&h, b->recs.p + at, sizeof(h));
+		at += sizeof(h);
+		if (h.n == BAD_RECORD) {
+			struct bcell raw;
+
+			memcpy(&bc, b->recs.p + at, sizeof(bc));
+			memcpy(&raw, b->recs.p + at + sizeof(bc), sizeof(raw));
+			at += 2 * sizeof(bc);
+			r->out->rows_quarantined++;
+			ret = q_line(r, h.line, base + bc.off, NULL, base + raw.off, raw.len);
+			continue;
+		}
+		if (h.n >= pp->capcells &&
+		    grow_array((void **)&pp->cells, &pp->capcells, h.n + 1,
+			       sizeof(*pp->cells), SIZE_MAX, NULL) < 0) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (uint32_t i = 0; i < h.n; i++) {
+			struct cell *c = &pp->cells[i];
+
+			memcpy(&bc, b->recs.p + at, sizeof(bc));
+			at += sizeof(bc);
+			c->p = base + bc.off;
+			c->len = bc.len;
+			c->key = base + bc.koff;
+			c->klen = bc.klen;
+			c->kind = bc.kind;
+			c->bcol = bc.bcol;
+		}
+		ret = row_done(r, h.line, pp->cells, h.n);
+	}
+	swap_gbuf(&r->ocsv.b, &b->csv);
+	swap_gbuf(&r->ojsonl.b, &b->jsonl);
+	swap_gbuf(&r->oq.b, &b->q);
+	return ret;
+}
+
+static void *pipe_worker(void *arg)
+{
+	struct run *r = arg;
+	struct pipe *pp = r->pipe;
+
+	pthread_mutex_lock(&pp->mu);
+	for (;;) {
+		struct block *b = NULL;
+
+		for (int k = 0; k < 2; k++)
+			if (pp->blk[k].state == B_FULL)
+				b = &pp->blk[k];
+		if (!b && pp->quit)
+			break;
+		if (!b) {
+			pthread_cond_wait(&pp->cv, &pp->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&pp->mu);
+		b->ret = blk_format(r, b);
+		pthread_mutex_lock(&pp->mu);
+		b->state = B_DONE;
+		pthread_cond_broadcast(&pp->cv);
+	}
+	pthread_mutex_unlock(&pp->mu);
+	return NULL;
+}
+
+static int blk_write(const struct ingest_writer *w, struct gbuf *g)
+{
+	int ret = 0;
+
+	if (g->failed)
+		return -ENOMEM;
+	if (g->n && w->write)
+		ret = w->write(w->arg, g->p, g->n);
+	g->n = 0;
+	return ret;
+}
+
+/* Wait for the pending block and hand its output to the writers. */
+static int pipe_collect(struct run *r)
+{
+	struct pipe *pp = r->pipe;
+	struct block *b;
+	int ret;
+
+	if (pp->pending < 0)
+		return 0;
+	b = &pp->blk[pp->pending];
+	pthread_mutex_lock(&pp->mu);
+	while (b->state != B_DONE)
+		pthread_cond_wait(&pp->cv, &pp->mu);
+	pthread_mutex_unlock(&pp->mu);
+	pp->pending = -1;
+	b->state = B_FREE;
+	b->recs.n = b->bytes.n = 0;
+	ret = b->ret;
+	if (!ret)
+		ret = blk_write(&r->out->csv, &b->csv);
+	if (!ret)
+		ret = blk_write(&r->out->jsonl, &b->jsonl);
+	if (!ret)
+		ret = blk_write(&r->out->quarantine, &b->q);
+	return ret;
+}
+
+/* Hand the block being filled to the worker; fill the other. */
+static int pipe_handoff(struct run *r)
+{
+	struct pipe *pp = r->pipe;
+	struct block *b = &pp->blk[pp->fill];
+	int ret;
+
+	if (!b->recs.n)
+		return 0;
+	if ((ret = pipe_collect(r)) < 0)
+		return ret;
+	if (b->recs.failed || b->bytes.failed)
+		return -ENOMEM;
+	pthread_mutex_lock(&pp->mu);
+	b->state = B_FULL;
+	pthread_cond_broadcast(&pp->cv);
+	pthread_mutex_unlock(&pp->mu);
+	pp->pending = pp->fill;
+	pp->fill ^= 1;
+	return 0;
+}
+
+/* A record (n cells), or a bad one (reason, raw), into the block. */
+static int pipe_add(struct run *r, uint64_t line, const struct cell *cl, size_t n,
+		    const char *reason, const char *raw, size_t rawlen)
+{
+	struct block *b = &r->pipe->blk[r->pipe->fill];
+	struct brec h = { line, reason ? BAD_RECORD : (uint32_t)n };
+
+	gbuf_add(&b->recs, &h, sizeof(h));
+	if (reason) {
+		struct bcell bc[2] = { { 0 } };
+
+		bc[0].off = blk_bytes(b, reason, strlen(reason), 1);
+		bc[1].off = blk_bytes(b, raw, rawlen, 0);
+		bc[1].len = (uint32_t)rawlen;
+		gbuf_add(&b->recs, bc, sizeof(bc));
+	}
+	for (size_t i = 0; i < n && !reason; i++) {
+		struct bcell bc;
+
+		bc.off = blk_bytes(b, cl[i].p, cl[i].len, 0);
+		bc.len = (uint32_t)cl[i].len;
+		bc.koff = blk_bytes(b, cl[i].key, cl[i].klen, 0);
+		bc.klen = (uint32_t)cl[i].klen;
+		bc.bcol = cl[i].bcol;
+		bc.kind = cl[i].kind;
+		gbuf_add(&b->recs, &bc, sizeof(bc));
+	}
+	if (b->recs.n + b->bytes.n < BLOCK_BYTES)
+		return b->recs.failed || b->bytes.failed ? -ENOMEM : 0;
+	return pipe_handoff(r);
+}
+
+/* Start the worker; 0 with r->pipe NULL when no thread can be had. */
+static int pipe_start(struct run *r)
+{
+	struct pipe *pp = calloc(1, sizeof(*pp));
+
+	if (!pp)
+		return -ENOMEM;
+	pp->pending = -1;
+	pthread_mutex_init(&pp->mu, NULL);
+	pthread_cond_init(&pp->cv, NULL);
+	r->pipe = pp;
+	if (pthread_create(&pp->th, NULL, pipe_worker, r) != 0) {
+		log_debug("ingest: no worker thread; pass 2 runs serially");
+		pthread_mutex_destroy(&pp->mu);
+		pthread_cond_destroy(&pp->cv);
+		free(pp);
+		r->pipe = NULL;
+		return 0;
+	}
+	r->ocsv.held = r->ojsonl.held = r->oq.held = 1;
+	return 0;
+}
+
+/* Drain (when ok), stop the worker and free the pipeline. */
+static int pipe_stop(struct run *r, int ok)
+{
+	struct pipe *pp = r->pipe;
+	int ret = 0;
+
+	if (!pp)
+		return 0;
+	if (ok && (ret = pipe_handoff(r)) == 0)
+		ret = pipe_collect(r);
+	pthread_mutex_lock(&pp->mu);
+	pp->quit = 1;
+	pthread_cond_broadcast(&pp->cv);
+	pthread_mutex_unlock(&pp->mu);
+	pthread_join(pp->th, NULL);
+	r->out->rows_read += pp->nread;
+	pthread_mutex_destroy(&pp->mu);
+	pthread_cond_destroy(&pp->cv);
+	for (int k = 0; k < 2; k++) {
+		free(pp->blk[k].recs.p);
+		free(pp->blk[k].bytes.p);
+		free(pp->blk[k].csv.p);
+		free(pp->blk[k].jsonl.p);
+		free(pp->blk[k].q.p);
+	}
+	free(pp->cells);
+	free(pp);
+	r->pipe = NULL;
+	r->ocsv.held = r->ojsonl.held = r->oq.held = 0;
+	return ret;
+}
+
 /* Callbacks stop the parser with 1; what went wrong is in r->ret. */
 static int stop(struct run *r, int ret)
 {
@@ -1567,7 +1869,10 @@ static int stop(struct run *r, int ret)
  * cells (kept for the run); NULL without memory. */
 static struct cell *rec_cells(struct run *r, size_t n)
 {
-	r->out->rows_read += r->pass == P_EMIT;
+	if (r->pipe)
+		r->pipe->nread++;
+	else
+		r->out->rows_read += r->pass == P_EMIT;
 	if (n >= r->capcells &&
 	    grow_array((void **)&r->cells, &r->capcells, n + 1, sizeof(*r->cells),
 		       SIZE_MAX, NULL) < 0)
@@ -1597,6 +1902,8 @@ static int csv_rec(void *arg, uint64_t recno, uint64_t line,
 			f[i].quoted ? LT_JSON_STRING : LT_JSON_NULL;
 		c[i].bcol = i < r->nb ? (int)i : -1;
 	}
+	if (r->pipe)
+		return stop(r, pipe_add(r, line, c, n, NULL, NULL, 0));
 	return stop(r, row_done(r, line, c, n));
 }
 
@@ -1621,6 +1928,8 @@ static int json_rec(void *arg, uint64_t recno, uint64_t line,
 		c[i].kind = (int)f[i].type;
 		c[i].bcol = km_get(&r->km, i, f[i].key, f[i].klen, 0);
 	}
+	if (r->pipe)
+		return stop(r, pipe_add(r, line, c, n, NULL, NULL, 0));
 	return stop(r, row_done(r, line, c, n));
 }
 
@@ -1633,6 +1942,10 @@ static int bad_rec(void *arg, uint64_t line, const char *reason, const char *raw
 		r->nbad++;
 	if (r->pass != P_EMIT)
 		return 0;
+	if (r->pipe) {
+		r->pipe->nread++;
+		return stop(r, pipe_add(r, line, NULL, 0, reason, raw, rawlen));
+	}
 	r->out->rows_read++;
 	r->out->rows_quarantined++;
 	return stop(r, q_line(r, line, reason, NULL, raw, rawlen));
@@ -2075,8 +2388,13 @@ format:
 		o->rows_total = r->cur->rows;
 	}
 	r->pass = P_EMIT;
+	if ((ret = ob_flush(&r->ocsv)) < 0 || (ret = ob_flush(&r->ojsonl)) < 0)
+		return ret;
+	if (!r->est && !c->nkey && (ret = pipe_start(r)) < 0)
+		return ret;
 	ret = run_pass(r);
 	parser_free(r);
+	ret = ret ? (pipe_stop(r, 0), ret) : pipe_stop(r, 1);
 	if (ret)
 		return ret;
 	if (c->nkey) {
@@ -2092,6 +2410,7 @@ format:
 
 static void run_release(struct run *r)
 {
+	pipe_stop(r, 0);
 	parser_free(r);
 	src_release(&r->src);
 	free(r->buf);

@@ -709,6 +709,47 @@ static void upsert(void)
 	tbl_free(&t);
 }
 
+/* ---- the pipelined pass 2 writes what the serial one does ---- */
+
+static void pipeline(void)
+{
+	struct ingest_expect e[] = { { "any", "1", IX_WARN } };
+	struct ingest_conf c = CONF_INIT;
+	struct gbuf in = { 0 };
+	struct tbl t1 = { 0 }, t2 = { 0 };
+	struct res a, b;
+
+	gbuf_add(&in, "id,v,s\n", 7);
+	for (int i = 0; i < 60000; i++) {
+		if (i % 997 == 0)
+			gbuf_printf(&in, "%d,bad\xfe,x\n", i);
+		else if (i % 1009 == 0)
+			gbuf_printf(&in, "%d,1,2,3\n", i);
+		else
+			gbuf_printf(&in, "%d,%d.%d,\"row %d, \"\"q\"\"\"\n", i, i, i % 10, i);
+	}
+	batch_n(&t1, &c, "big.csv", in.p, in.n, &a);
+	c.expect = e;		/* an expectation: the serial path */
+	c.nexpect = 1;
+	batch_n(&t2, &c, "big.csv", in.p, in.n, &b);
+	ok(a.csv.n > (1u << 20), "pipeline: several blocks (%zu bytes of csv)", a.csv.n);
+	ok(a.csv.n == b.csv.n && !memcmp(a.csv.p, b.csv.p, a.csv.n), "pipeline: same csv");
+	ok(a.jsonl.n == b.jsonl.n && !memcmp(a.jsonl.p, b.jsonl.p, a.jsonl.n),
+	   "pipeline: same jsonl");
+	ok(a.q.n == b.q.n && !memcmp(a.q.p, b.q.p, a.q.n), "pipeline: same quarantine");
+	ok(a.out.rows_read == b.out.rows_read && a.out.rows_written == b.out.rows_written &&
+	   a.out.rows_quarantined == b.out.rows_quarantined && a.out.rows_read == 60000,
+	   "pipeline: same figures (%llu read, %llu written, %llu quarantined)",
+	   (unsigned long long)a.out.rows_read, (unsigned long long)a.out.rows_written,
+	   (unsigned long long)a.out.rows_quarantined);
+	ok(table_ok(&t1), "pipeline: the table is a rectangle");
+	res_free(&a);
+	res_free(&b);
+	tbl_free(&t1);
+	tbl_free(&t2);
+	free(in.p);
+}
+
 /* ---- no crash on damaged input ---- */
 
 static void fuzz(uint64_t seed)
@@ -829,6 +870,7 @@ int main(void)
 	evolution();
 	expectations();
 	upsert();
+	pipeline();
 	diag("fuzz seed %llu (replay with LFS_FUZZ_SEED=%llu)",
 	     (unsigned long long)seed, (unsigned long long)seed);
 	fuzz(seed);
