@@ -104,11 +104,17 @@
  * rows by position (old rows keep theirs, new keys in arrival order).
  * Key or sequence_by columns not in the schema: -EINVAL.
  *
+ * Threads: pass 2 without expectations and key runs on two threads, the
+ * caller's parsing and a worker of the run's own fitting and formatting
+ * (the pipeline below); every callback (reader, begin, writers) is
+ * called on the caller's thread. Without a thread it runs serially.
+ *
  * Memory: CHUNK-sized input buffers, output buffered up to FLUSH_AT (plus
- * one row) per writer, the parsers' own bounded state, one row's values.
- * Nothing grows with the batch or the table; the upsert spills to disk.
- * Pass 2 touches no SQLite and allocates nothing per field unless the
- * table has expectations or a key.
+ * one row) per writer, two pipeline blocks of about BLOCK_BYTES and their
+ * output, the parsers' own bounded state, one row's values. Nothing grows
+ * with the batch or the table; the upsert spills to disk. Pass 2 touches
+ * no SQLite and allocates nothing per row unless the table has
+ * expectations or a key.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -1880,6 +1886,14 @@ static struct cell *rec_cells(struct run *r, size_t n)
 	return r->cells;
 }
 
+/* A record's cells to the worker, or through the row path here. */
+static int rec_out(struct run *r, uint64_t line, const struct cell *c, size_t n)
+{
+	if (r->pipe)
+		return stop(r, pipe_add(r, line, c, n, NULL, NULL, 0));
+	return stop(r, row_done(r, line, c, n));
+}
+
 static int csv_rec(void *arg, uint64_t recno, uint64_t line,
 		   const struct csv_field *f, size_t n)
 {
@@ -1902,9 +1916,7 @@ static int csv_rec(void *arg, uint64_t recno, uint64_t line,
 			f[i].quoted ? LT_JSON_STRING : LT_JSON_NULL;
 		c[i].bcol = i < r->nb ? (int)i : -1;
 	}
-	if (r->pipe)
-		return stop(r, pipe_add(r, line, c, n, NULL, NULL, 0));
-	return stop(r, row_done(r, line, c, n));
+	return rec_out(r, line, c, n);
 }
 
 static int json_rec(void *arg, uint64_t recno, uint64_t line,
@@ -1928,9 +1940,7 @@ static int json_rec(void *arg, uint64_t recno, uint64_t line,
 		c[i].kind = (int)f[i].type;
 		c[i].bcol = km_get(&r->km, i, f[i].key, f[i].klen, 0);
 	}
-	if (r->pipe)
-		return stop(r, pipe_add(r, line, c, n, NULL, NULL, 0));
-	return stop(r, row_done(r, line, c, n));
+	return rec_out(r, line, c, n);
 }
 
 static int bad_rec(void *arg, uint64_t line, const char *reason, const char *raw,
@@ -2001,7 +2011,7 @@ static int run_pass(struct run *r)
 		return quarantine_batch(r, "not %s: %s", r->fmt == IF_CSV ? "CSV" :
 					"JSON", perr);
 	}
-	if (r->fmt == IF_CSV)
+	if (r->fmt == IF_CSV && r->pass == P_INFER)	/* the worker reads it later */
 		r->delim = csv_delimiter(r->csvp);
 	return ret;
 }

@@ -5,7 +5,9 @@
  * table's rows, its quarantine and its figures go out through writers.
  * Nothing here knows of inodes, locks, jobs or FUSE (catalog/lake.c owns
  * those and publishes what this module wrote as one new version). May run
- * on any thread; two runs share nothing.
+ * on any thread; two runs share nothing. A run may start one worker thread
+ * of its own, but calls every reader, writer and begin() on the caller's
+ * thread.
  *
  * What a run does (the rules in full are the design notes of ingest.c):
  *   1. decompress (.gz, .zst by name or magic), detect the format (the

@@ -9,7 +9,9 @@
  * printed; LFS_FUZZ_SEED=N replays it) feeds damaged batches through
  * ingest_run: it must never crash (ASan in make asan-unit), return only 0
  * or -EINVAL, and keep the output a rectangle of the schema's columns.
- * With LFS_INGEST_BENCH=ROWS it prints pass throughput instead of testing.
+ * With LFS_INGEST_BENCH=ROWS it prints the throughput of one run over a
+ * generated CSV of 8 mixed columns (JSON lines with LFS_INGEST_BENCH_JSON=1)
+ * instead of testing.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -811,7 +813,7 @@ static int null_write(void *arg, const void *buf, size_t n)
 	return 0;
 }
 
-static void bench(long rows)
+static void bench(long rows, int json)
 {
 	struct gbuf in = { 0 };
 	struct ingest_conf c = CONF_INIT;
@@ -826,9 +828,13 @@ static void bench(long rows)
 	double secs;
 	int ret;
 
-	gbuf_add(&in, "id,price,ok,day,at,name,amount,qty\n", 35);
+	if (!json)
+		gbuf_add(&in, "id,price,ok,day,at,name,amount,qty\n", 35);
 	for (long i = 0; i < rows; i++)
-		gbuf_printf(&in, "%ld,%.3f,%s,2024-%02d-%02d,2024-01-02 %02d:%02d:%02d,name %lu,%lu.%02lu,%lu\n",
+		gbuf_printf(&in, json ? "{\"id\":%ld,\"price\":%.3f,\"ok\":%s,\"day\":\"2024-%02d-%02d\","
+			    "\"at\":\"2024-01-02 %02d:%02d:%02d\",\"name\":\"name %lu\","
+			    "\"amount\":%lu.%02lu,\"qty\":%lu}\n" :
+			    "%ld,%.3f,%s,2024-%02d-%02d,2024-01-02 %02d:%02d:%02d,name %lu,%lu.%02lu,%lu\n",
 			    i, (double)(rnd(&seed) % 100000) / 7.0, rnd(&seed) % 2 ? "true" : "false",
 			    1 + (int)(i % 12), 1 + (int)(i % 28), (int)(i % 24), (int)(i % 60),
 			    (int)(i % 60), (unsigned long)(rnd(&seed) % 1000),
@@ -839,12 +845,12 @@ static void bench(long rows)
 	cur.schema = &none;
 	out.csv = (struct ingest_writer){ &wc, null_write };
 	out.jsonl = (struct ingest_writer){ &wj, null_write };
-	c.src_name = "bench.csv";
+	c.src_name = json ? "bench.jsonl" : "bench.csv";
 	t0 = mono_ns();
 	ret = ingest_run(&c, &rd, &cur, &out, &err);
 	secs = (double)(mono_ns() - t0) / 1e9;
-	printf("# %ld rows, %.1f MB in: ret %d, %.2f s, %.1f MB/s (csv out %.1f MB, jsonl %.1f MB)\n",
-	       rows, (double)in.n / 1e6, ret, secs, (double)in.n / 1e6 / secs,
+	printf("# %s: %ld rows, %.1f MB in: ret %d, %.2f s, %.1f MB/s (csv out %.1f MB, jsonl %.1f MB)\n",
+	       json ? "jsonl" : "csv", rows, (double)in.n / 1e6, ret, secs, (double)in.n / 1e6 / secs,
 	       (double)wc / 1e6, (double)wj / 1e6);
 	ingest_out_release(&out);
 	free(err);
@@ -857,7 +863,7 @@ int main(void)
 	uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
 
 	if (getenv("LFS_INGEST_BENCH")) {
-		bench(atol(getenv("LFS_INGEST_BENCH")));
+		bench(atol(getenv("LFS_INGEST_BENCH")), getenv("LFS_INGEST_BENCH_JSON") != NULL);
 		return 0;
 	}
 	csv_basic();
