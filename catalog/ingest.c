@@ -19,8 +19,8 @@
  * not JSON at all).
  *
  * Pass 1 names the columns and infers their types over the whole batch:
- * a CSV header through lt_header_names (csv_header 0: _c0.._cN over the
- * widest record), JSON keys in order of first appearance through the same
+ * a CSV header through lt_header_names (csv_header 0, or -1 when the
+ * parser guesses there is none: _c0.._cN over the widest record), JSON keys in order of first appearance through the same
  * function (at most LT_MAX_COLUMNS distinct keys, else the batch is
  * quarantined). Types by lt_infer (CSV) and lt_infer_json (JSON), widened
  * with lt_widen. Nested JSON objects and arrays are a STRING column holding
@@ -56,7 +56,10 @@
  * Output text. CSV: the header (rewrite only) and one line per row, values
  * by lt_normalize, ',' between them, '\n' at the end; null is an empty
  * unquoted field, the empty string "", a field holding , " CR or LF is
- * quoted with "" for a quote. JSON lines: one object per row with every
+ * quoted with "" for a quote. One exception: in a one-column table a null
+ * is written "" (an empty line is no record to a CSV reader); re-read, it
+ * is null again except in a STRING column. Common numbers and booleans
+ * already in canonical form skip lt_normalize (canonical_as_is). JSON lines: one object per row with every
  * column in schema order (_rescued_data last), null as null, BOOL as
  * true/false, INT/DECIMAL/FLOAT as numbers (quoted should the text not be
  * a JSON number), dates, timestamps and strings as JSON strings,
@@ -101,13 +104,20 @@
  * rows by position (old rows keep theirs, new keys in arrival order).
  * Key or sequence_by columns not in the schema: -EINVAL.
  *
+ * Threads: pass 2 without expectations and key runs on two threads, the
+ * caller's parsing and a worker of the run's own fitting and formatting
+ * (the pipeline below); every callback (reader, begin, writers) is
+ * called on the caller's thread. Without a thread it runs serially.
+ *
  * Memory: CHUNK-sized input buffers, output buffered up to FLUSH_AT (plus
- * one row) per writer, the parsers' own bounded state, one row's values.
- * Nothing grows with the batch or the table; the upsert spills to disk.
- * Pass 2 touches no SQLite and allocates nothing per field unless the
- * table has expectations or a key.
+ * one row) per writer, two pipeline blocks of about BLOCK_BYTES and their
+ * output, the parsers' own bounded state, one row's values. Nothing grows
+ * with the batch or the table; the upsert spills to disk. Pass 2 touches
+ * no SQLite and allocates nothing per row unless the table has
+ * expectations or a key.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +140,7 @@
 #define SNIFF		65536u		/* start judged for format and binary */
 #define OLD_MAX		(64u << 20)	/* caps when re-reading silver's CSV */
 #define UPSERT_CACHE	"-8192"		/* KiB of SQLite page cache */
+#define BLOCK_BYTES	(1u << 20)	/* records per pipeline block */
 
 /* ---- the source: reading and decompressing ---- */
 
@@ -312,6 +323,7 @@ static ssize_t src_read(struct src *s, unsigned char *out, size_t cap)
 struct obuf {
 	struct gbuf b;
 	const struct ingest_writer *w;
+	int held;		/* a pipeline worker fills b: never flushed */
 };
 
 static int ob_flush(struct obuf *o)
@@ -328,6 +340,8 @@ static int ob_flush(struct obuf *o)
 
 static int ob_maybe_flush(struct obuf *o)
 {
+	if (o->held)
+		return o->b.failed ? -ENOMEM : 0;
 	return o->b.n >= FLUSH_AT || o->b.failed ? ob_flush(o) : 0;
 }
 
@@ -412,8 +426,8 @@ struct run {
 	/* pass 1 */
 	enum lt_type *btypes;
 	size_t nb, capb;
-	size_t nhdr;		/* CSV header fields, -1 unknown */
-	int hdr_known;
+	size_t nhdr;		/* CSV header fields */
+	int hdr_known;		/* nhdr is known: the first record came */
 	struct keymap km;
 	char **names;		/* batch column names */
 	uint64_t nrec, nbad;
@@ -426,7 +440,6 @@ struct run {
 	int rcol;		/* _rescued_data's index, or -1 */
 	struct val *vals;
 	struct gbuf scratch;	/* normalized values of the row */
-	struct gbuf rescued;
 	const char **rn, **rv;	/* rescued names and values of the row */
 	size_t *rl, nr, caprn, caprv, caprl;
 	char **extra;		/* _cI names, made on demand */
@@ -462,6 +475,7 @@ struct run {
 	int64_t arrival;
 
 	struct obuf ocsv, ojsonl, oq;
+	struct pipe *pipe;	/* pass 2 on two threads, or NULL */
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -690,14 +704,14 @@ static int csv_rec1(struct run *r, const struct csv_field *f, size_t n)
 {
 	size_t m = n;
 
-	if (r->c->csv_header) {
-		if (!r->hdr_known) {
-			csv_header(r->csvp, &r->nhdr);
-			r->hdr_known = 1;
-			if (grow_types(r, r->nhdr) < 0)
-				return -ENOMEM;
-			r->nb = r->nhdr;
-		}
+	if (!r->hdr_known) {
+		csv_header(r->csvp, &r->nhdr);
+		r->hdr_known = 1;
+		if (grow_types(r, r->nhdr) < 0)
+			return -ENOMEM;
+		r->nb = r->nhdr;
+	}
+	if (r->nhdr) {
 		m = MIN(n, r->nhdr);
 	} else if (n > r->nb) {
 		if (n > LT_MAX_COLUMNS)
@@ -738,8 +752,8 @@ static int make_names(struct run *r)
 	const struct csv_field *h = NULL;
 	int ret = -ENOMEM;
 
-	if (r->fmt == IF_CSV && r->c->csv_header) {
-		h = csv_header(r->csvp, &n);
+
+	if (r->fmt == IF_CSV && (h = csv_header(r->csvp, &n)) != NULL) {
 		if (grow_types(r, n) < 0)
 			return -ENOMEM;
 		r->nb = n;
@@ -781,6 +795,44 @@ static void val_null(struct val *v)
 	v->len = 0;
 }
 
+/*
+ * Whether lt_normalize(t, p, n) would give p..n itself: a fast path for
+ * the common numbers and booleans ([-](0|[1-9]d*)[.d+], at most 18 digits,
+ * no negative zero; true, false). Anything else goes the long way.
+ */
+static int canonical_as_is(enum lt_type t, const char *p, size_t n)
+{
+	size_t i = 0, digits = 0;
+	int dot = 0, nonzero = 0;
+
+	switch (t) {
+	case LT_BOOL:
+		return (n == 4 && memcmp(p, "true", 4) == 0) ||
+		       (n == 5 && memcmp(p, "false", 5) == 0);
+	case LT_INT:
+	case LT_DECIMAL:
+	case LT_FLOAT:
+		break;
+	default:
+		return 0;
+	}
+	if (i < n && p[i] == '-')
+		i++;
+	if (i == n || (p[i] == '0' && i + 1 < n && p[i + 1] != '.'))
+		return 0;
+	for (; i < n; i++) {
+		if (p[i] >= '0' && p[i] <= '9') {
+			nonzero |= p[i] != '0';
+			digits++;
+		} else if (p[i] == '.' && !dot && digits && i + 1 < n && t != LT_INT) {
+			dot = 1;
+		} else {
+			return 0;
+		}
+	}
+	return digits <= 18 && (nonzero || p[0] != '-');
+}
+
 /* 0 stored, -EINVAL the value does not fit, -ENOMEM. */
 static int put_val(struct run *r, struct val *v, enum lt_type t, const struct cell *c)
 {
@@ -792,7 +844,7 @@ static int put_val(struct run *r, struct val *v, enum lt_type t, const struct ce
 		return 0;
 	}
 	v->null = 0;
-	if (t == LT_STRING) {
+	if (t == LT_STRING || (c->kind != LT_JSON_STRING && canonical_as_is(t, c->p, c->len))) {
 		v->scr = 0;
 		v->p = c->p;
 		v->len = c->len;
@@ -881,6 +933,8 @@ static int build_row(struct run *r, const struct cell *cl, size_t n)
 			continue;
 		}
 		ret = put_val(r, &r->vals[t], r->cols[t].type, c);
+		if (ret == -EINVAL)
+			val_null(&r->vals[t]);
 		if (ret == -EINVAL && mode == LT_RESCUE)
 			ret = rescue(r, r->names[c->bcol], c);
 		else if (ret == -EINVAL && mode == LT_NONE)
@@ -957,10 +1011,17 @@ static int json_plain(const char *p, size_t n)
 	return 1;
 }
 
-static unsigned char *put(unsigned char *w, const void *p, size_t n)
+static inline unsigned char *put(unsigned char *w, const void *p, size_t n)
 {
-	memcpy(w, p, n);
-	return w + n;
+	const unsigned char *s = p;
+
+	if (n > 16) {
+		memcpy(w, p, n);
+		return w + n;
+	}
+	while (n--)
+		*w++ = *s++;
+	return w;
 }
 
 /* One row of r->vals to both writers. */
@@ -989,6 +1050,8 @@ static int emit_row(struct run *r)
 		wj = put(wj, c->jkey, c->jkeylen);
 		if (v->null) {
 			wj = put(wj, "null", 4);
+			if (r->ncol == 1)	/* not an empty line: that is no row */
+				wc = put(wc, "\"\"", 2);
 			continue;
 		}
 		if ((c->type == LT_STRING || c->rescued) &&
@@ -1502,6 +1565,302 @@ static int row_done(struct run *r, uint64_t line, const struct cell *cl, size_t 
 	return flush_rows(r);
 }
 
+/* ---- pass 2 on two threads ---- */
+
+/*
+ * The plain path of pass 2 (no expectation, no key) is a pipeline: the
+ * caller's thread reads, decompresses and parses, copying each record
+ * (or bad record) into a block; a worker thread fits and formats whole
+ * blocks (build_row, emit_row, quarantine lines) into the block's own
+ * output buffers; the caller's thread hands those to the writers in
+ * order. Two blocks: parsing one overlaps formatting the other. The
+ * worker alone touches the row state (vals, scratch, why, raw, the
+ * output gbufs, rows_written, rows_quarantined); the caller's thread the
+ * parser, the keymap, rows_read and every writer. Without a thread the
+ * pass runs serially, as with expectations or a key.
+ */
+
+enum { B_FREE, B_FULL, B_DONE };
+#define BAD_RECORD UINT32_MAX	/* brec.n of a bad record: reason, raw */
+
+struct brec {
+	uint64_t line;
+	uint32_t n;
+};
+
+struct bcell {
+	uint32_t off, len, koff, klen;
+	int32_t bcol, kind;
+};
+
+struct block {
+	struct gbuf recs;		/* brec, then n bcell; repeated */
+	struct gbuf bytes;		/* their values and keys */
+	struct gbuf csv, jsonl, q;	/* formatted by the worker */
+	int state, ret;
+};
+
+struct pipe {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct block blk[2];
+	int fill;		/* the block being filled */
+	int pending;		/* handed to the worker and not yet written; -1 */
+	int quit;
+	uint64_t nread;		/* rows_read, kept off the worker's lines */
+	/* the worker's own, on a cache line of their own */
+	_Alignas(64) struct cell *cells;
+	size_t capcells;
+};
+
+static uint32_t blk_bytes(struct block *b, const char *p, size_t n, int nul)
+{
+	uint32_t off = (uint32_t)b->bytes.n;
+
+	gbuf_add(&b->bytes, p ? p : "", n);
+	if (nul)
+		gbuf_add(&b->bytes, "", 1);
+	return off;
+}
+
+static void swap_gbuf(struct gbuf *a, struct gbuf *b)
+{
+	struct gbuf t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/* The worker's job: one block through row_done into its buffers. */
+static int blk_format(struct run *r, struct block *b)
+{
+	struct pipe *pp = r->pipe;
+	size_t at = 0;
+	int ret = 0;
+
+	swap_gbuf(&r->ocsv.b, &b->csv);
+	swap_gbuf(&r->ojsonl.b, &b->jsonl);
+	swap_gbuf(&r->oq.b, &b->q);
+	while (at < b->recs.n && ret >= 0) {
+		const char *base = b->bytes.p ? (const char *)b->bytes.p : "";
+		struct brec h;
+		struct bcell bc;
+
+		memcpy(&h, b->recs.p + at, sizeof(h));
+		at += sizeof(h);
+		if (h.n == BAD_RECORD) {
+			struct bcell raw;
+
+			memcpy(&bc, b->recs.p + at, sizeof(bc));
+			memcpy(&raw, b->recs.p + at + sizeof(bc), sizeof(raw));
+			at += 2 * sizeof(bc);
+			r->out->rows_quarantined++;
+			ret = q_line(r, h.line, base + bc.off, NULL, base + raw.off, raw.len);
+			continue;
+		}
+		if (h.n >= pp->capcells &&
+		    grow_array((void **)&pp->cells, &pp->capcells, h.n + 1,
+			       sizeof(*pp->cells), SIZE_MAX, NULL) < 0) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (uint32_t i = 0; i < h.n; i++) {
+			struct cell *c = &pp->cells[i];
+
+			memcpy(&bc, b->recs.p + at, sizeof(bc));
+			at += sizeof(bc);
+			c->p = base + bc.off;
+			c->len = bc.len;
+			c->key = base + bc.koff;
+			c->klen = bc.klen;
+			c->kind = bc.kind;
+			c->bcol = bc.bcol;
+		}
+		ret = row_done(r, h.line, pp->cells, h.n);
+	}
+	swap_gbuf(&r->ocsv.b, &b->csv);
+	swap_gbuf(&r->ojsonl.b, &b->jsonl);
+	swap_gbuf(&r->oq.b, &b->q);
+	return ret;
+}
+
+static void *pipe_worker(void *arg)
+{
+	struct run *r = arg;
+	struct pipe *pp = r->pipe;
+
+	pthread_mutex_lock(&pp->mu);
+	for (;;) {
+		struct block *b = NULL;
+
+		for (int k = 0; k < 2; k++)
+			if (pp->blk[k].state == B_FULL)
+				b = &pp->blk[k];
+		if (!b && pp->quit)
+			break;
+		if (!b) {
+			pthread_cond_wait(&pp->cv, &pp->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&pp->mu);
+		b->ret = blk_format(r, b);
+		pthread_mutex_lock(&pp->mu);
+		b->state = B_DONE;
+		pthread_cond_broadcast(&pp->cv);
+	}
+	pthread_mutex_unlock(&pp->mu);
+	return NULL;
+}
+
+static int blk_write(const struct ingest_writer *w, struct gbuf *g)
+{
+	int ret = 0;
+
+	if (g->failed)
+		return -ENOMEM;
+	if (g->n && w->write)
+		ret = w->write(w->arg, g->p, g->n);
+	g->n = 0;
+	return ret;
+}
+
+/* Wait for the pending block and hand its output to the writers. */
+static int pipe_collect(struct run *r)
+{
+	struct pipe *pp = r->pipe;
+	struct block *b;
+	int ret;
+
+	if (pp->pending < 0)
+		return 0;
+	b = &pp->blk[pp->pending];
+	pthread_mutex_lock(&pp->mu);
+	while (b->state != B_DONE)
+		pthread_cond_wait(&pp->cv, &pp->mu);
+	pthread_mutex_unlock(&pp->mu);
+	pp->pending = -1;
+	b->state = B_FREE;
+	b->recs.n = b->bytes.n = 0;
+	ret = b->ret;
+	if (!ret)
+		ret = blk_write(&r->out->csv, &b->csv);
+	if (!ret)
+		ret = blk_write(&r->out->jsonl, &b->jsonl);
+	if (!ret)
+		ret = blk_write(&r->out->quarantine, &b->q);
+	return ret;
+}
+
+/* Hand the block being filled to the worker; fill the other. */
+static int pipe_handoff(struct run *r)
+{
+	struct pipe *pp = r->pipe;
+	struct block *b = &pp->blk[pp->fill];
+	int ret;
+
+	if (!b->recs.n)
+		return 0;
+	if ((ret = pipe_collect(r)) < 0)
+		return ret;
+	if (b->recs.failed || b->bytes.failed)
+		return -ENOMEM;
+	pthread_mutex_lock(&pp->mu);
+	b->state = B_FULL;
+	pthread_cond_broadcast(&pp->cv);
+	pthread_mutex_unlock(&pp->mu);
+	pp->pending = pp->fill;
+	pp->fill ^= 1;
+	return 0;
+}
+
+/* A record (n cells), or a bad one (reason, raw), into the block. */
+static int pipe_add(struct run *r, uint64_t line, const struct cell *cl, size_t n,
+		    const char *reason, const char *raw, size_t rawlen)
+{
+	struct block *b = &r->pipe->blk[r->pipe->fill];
+	struct brec h = { line, reason ? BAD_RECORD : (uint32_t)n };
+
+	gbuf_add(&b->recs, &h, sizeof(h));
+	if (reason) {
+		struct bcell bc[2] = { { 0 } };
+
+		bc[0].off = blk_bytes(b, reason, strlen(reason), 1);
+		bc[1].off = blk_bytes(b, raw, rawlen, 0);
+		bc[1].len = (uint32_t)rawlen;
+		gbuf_add(&b->recs, bc, sizeof(bc));
+	}
+	for (size_t i = 0; i < n && !reason; i++) {
+		struct bcell bc;
+
+		bc.off = blk_bytes(b, cl[i].p, cl[i].len, 0);
+		bc.len = (uint32_t)cl[i].len;
+		bc.koff = blk_bytes(b, cl[i].key, cl[i].klen, 0);
+		bc.klen = (uint32_t)cl[i].klen;
+		bc.bcol = cl[i].bcol;
+		bc.kind = cl[i].kind;
+		gbuf_add(&b->recs, &bc, sizeof(bc));
+	}
+	if (b->recs.n + b->bytes.n < BLOCK_BYTES)
+		return b->recs.failed || b->bytes.failed ? -ENOMEM : 0;
+	return pipe_handoff(r);
+}
+
+/* Start the worker; 0 with r->pipe NULL when no thread can be had. */
+static int pipe_start(struct run *r)
+{
+	struct pipe *pp = calloc(1, sizeof(*pp));
+
+	if (!pp)
+		return -ENOMEM;
+	pp->pending = -1;
+	pthread_mutex_init(&pp->mu, NULL);
+	pthread_cond_init(&pp->cv, NULL);
+	r->pipe = pp;
+	if (pthread_create(&pp->th, NULL, pipe_worker, r) != 0) {
+		log_debug("ingest: no worker thread; pass 2 runs serially");
+		pthread_mutex_destroy(&pp->mu);
+		pthread_cond_destroy(&pp->cv);
+		free(pp);
+		r->pipe = NULL;
+		return 0;
+	}
+	r->ocsv.held = r->ojsonl.held = r->oq.held = 1;
+	return 0;
+}
+
+/* Drain (when ok), stop the worker and free the pipeline. */
+static int pipe_stop(struct run *r, int ok)
+{
+	struct pipe *pp = r->pipe;
+	int ret = 0;
+
+	if (!pp)
+		return 0;
+	if (ok && (ret = pipe_handoff(r)) == 0)
+		ret = pipe_collect(r);
+	pthread_mutex_lock(&pp->mu);
+	pp->quit = 1;
+	pthread_cond_broadcast(&pp->cv);
+	pthread_mutex_unlock(&pp->mu);
+	pthread_join(pp->th, NULL);
+	r->out->rows_read += pp->nread;
+	pthread_mutex_destroy(&pp->mu);
+	pthread_cond_destroy(&pp->cv);
+	for (int k = 0; k < 2; k++) {
+		free(pp->blk[k].recs.p);
+		free(pp->blk[k].bytes.p);
+		free(pp->blk[k].csv.p);
+		free(pp->blk[k].jsonl.p);
+		free(pp->blk[k].q.p);
+	}
+	free(pp->cells);
+	free(pp);
+	r->pipe = NULL;
+	r->ocsv.held = r->ojsonl.held = r->oq.held = 0;
+	return ret;
+}
+
 /* Callbacks stop the parser with 1; what went wrong is in r->ret. */
 static int stop(struct run *r, int ret)
 {
@@ -1512,13 +1871,27 @@ static int stop(struct run *r, int ret)
 	return 1;
 }
 
-/* Room for a record's n cells (kept for the run). */
-static struct cell *cells(struct run *r, size_t n)
+/* A record of pass 2 or the check pass: counted, and room for its n
+ * cells (kept for the run); NULL without memory. */
+static struct cell *rec_cells(struct run *r, size_t n)
 {
-	if (grow_array((void **)&r->cells, &r->capcells, n ? n : 1, sizeof(*r->cells),
+	if (r->pipe)
+		r->pipe->nread++;
+	else
+		r->out->rows_read += r->pass == P_EMIT;
+	if (n >= r->capcells &&
+	    grow_array((void **)&r->cells, &r->capcells, n + 1, sizeof(*r->cells),
 		       SIZE_MAX, NULL) < 0)
 		return NULL;
 	return r->cells;
+}
+
+/* A record's cells to the worker, or through the row path here. */
+static int rec_out(struct run *r, uint64_t line, const struct cell *c, size_t n)
+{
+	if (r->pipe)
+		return stop(r, pipe_add(r, line, c, n, NULL, NULL, 0));
+	return stop(r, row_done(r, line, c, n));
 }
 
 static int csv_rec(void *arg, uint64_t recno, uint64_t line,
@@ -1532,8 +1905,7 @@ static int csv_rec(void *arg, uint64_t recno, uint64_t line,
 		r->nrec++;
 		return stop(r, csv_rec1(r, f, n));
 	}
-	r->out->rows_read += r->pass == P_EMIT;
-	if (!(c = cells(r, n)))
+	if (!(c = rec_cells(r, n)))
 		return stop(r, -ENOMEM);
 	for (size_t i = 0; i < n; i++) {
 		c[i].p = f[i].p;
@@ -1544,7 +1916,7 @@ static int csv_rec(void *arg, uint64_t recno, uint64_t line,
 			f[i].quoted ? LT_JSON_STRING : LT_JSON_NULL;
 		c[i].bcol = i < r->nb ? (int)i : -1;
 	}
-	return stop(r, row_done(r, line, c, n));
+	return rec_out(r, line, c, n);
 }
 
 static int json_rec(void *arg, uint64_t recno, uint64_t line,
@@ -1558,8 +1930,7 @@ static int json_rec(void *arg, uint64_t recno, uint64_t line,
 		r->nrec++;
 		return stop(r, json_rec1(r, f, n));
 	}
-	r->out->rows_read += r->pass == P_EMIT;
-	if (!(c = cells(r, n)))
+	if (!(c = rec_cells(r, n)))
 		return stop(r, -ENOMEM);
 	for (size_t i = 0; i < n; i++) {
 		c[i].p = f[i].val;
@@ -1569,7 +1940,7 @@ static int json_rec(void *arg, uint64_t recno, uint64_t line,
 		c[i].kind = (int)f[i].type;
 		c[i].bcol = km_get(&r->km, i, f[i].key, f[i].klen, 0);
 	}
-	return stop(r, row_done(r, line, c, n));
+	return rec_out(r, line, c, n);
 }
 
 static int bad_rec(void *arg, uint64_t line, const char *reason, const char *raw,
@@ -1581,6 +1952,10 @@ static int bad_rec(void *arg, uint64_t line, const char *reason, const char *raw
 		r->nbad++;
 	if (r->pass != P_EMIT)
 		return 0;
+	if (r->pipe) {
+		r->pipe->nread++;
+		return stop(r, pipe_add(r, line, NULL, 0, reason, raw, rawlen));
+	}
 	r->out->rows_read++;
 	r->out->rows_quarantined++;
 	return stop(r, q_line(r, line, reason, NULL, raw, rawlen));
@@ -1636,7 +2011,7 @@ static int run_pass(struct run *r)
 		return quarantine_batch(r, "not %s: %s", r->fmt == IF_CSV ? "CSV" :
 					"JSON", perr);
 	}
-	if (r->fmt == IF_CSV)
+	if (r->fmt == IF_CSV && r->pass == P_INFER)	/* the worker reads it later */
 		r->delim = csv_delimiter(r->csvp);
 	return ret;
 }
@@ -1978,8 +2353,10 @@ format:
 		if (lt_schema_copy(&o->schema, old) < 0)
 			return -ENOMEM;
 		o->rows_total = r->cur->rows;
+		o->rows_read = r->nrec;
 		if (!r->nbad)
 			return 0;
+		o->rows_read = 0;	/* pass 2 counts them all */
 		r->discard = 1;
 		r->pass = P_EMIT;
 		ret = run_pass(r);
@@ -2021,8 +2398,13 @@ format:
 		o->rows_total = r->cur->rows;
 	}
 	r->pass = P_EMIT;
+	if ((ret = ob_flush(&r->ocsv)) < 0 || (ret = ob_flush(&r->ojsonl)) < 0)
+		return ret;
+	if (!r->est && !c->nkey && (ret = pipe_start(r)) < 0)
+		return ret;
 	ret = run_pass(r);
 	parser_free(r);
+	ret = ret ? (pipe_stop(r, 0), ret) : pipe_stop(r, 1);
 	if (ret)
 		return ret;
 	if (c->nkey) {
@@ -2038,6 +2420,7 @@ format:
 
 static void run_release(struct run *r)
 {
+	pipe_stop(r, 0);
 	parser_free(r);
 	src_release(&r->src);
 	free(r->buf);
@@ -2051,7 +2434,6 @@ static void run_release(struct run *r)
 	free(r->cols);
 	free(r->vals);
 	free(r->scratch.p);
-	free(r->rescued.p);
 	free(r->raw.p);
 	free(r->rn);
 	free(r->rv);

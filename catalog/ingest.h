@@ -5,7 +5,9 @@
  * table's rows, its quarantine and its figures go out through writers.
  * Nothing here knows of inodes, locks, jobs or FUSE (catalog/lake.c owns
  * those and publishes what this module wrote as one new version). May run
- * on any thread; two runs share nothing.
+ * on any thread; two runs share nothing. A run may start one worker thread
+ * of its own, but calls every reader, writer and begin() on the caller's
+ * thread.
  *
  * What a run does (the rules in full are the design notes of ingest.c):
  *   1. decompress (.gz, .zst by name or magic), detect the format (the
@@ -82,9 +84,12 @@ struct ingest_table {
 struct ingest_out {
 	/*
 	 * Called exactly once, before the first byte goes to csv or jsonl,
-	 * when the batch is not quarantined as a whole. rewrite 1: the
-	 * writers receive the whole new table (the CSV's header first);
-	 * 0: they receive rows to append after the current files' bytes.
+	 * when the batch is not quarantined as a whole and not empty (an
+	 * empty batch, with no column or only bad records, writes nothing to
+	 * csv or jsonl and does not call it; its bad records still go to
+	 * quarantine). rewrite 1: the writers receive the whole new table
+	 * (the CSV's header first); 0: they receive rows to append after the
+	 * current files' bytes.
 	 */
 	int (*begin)(void *arg, int rewrite);
 	void *begin_arg;

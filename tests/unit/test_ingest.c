@@ -9,7 +9,9 @@
  * printed; LFS_FUZZ_SEED=N replays it) feeds damaged batches through
  * ingest_run: it must never crash (ASan in make asan-unit), return only 0
  * or -EINVAL, and keep the output a rectangle of the schema's columns.
- * With LFS_INGEST_BENCH=ROWS it prints pass throughput instead of testing.
+ * With LFS_INGEST_BENCH=ROWS it prints the throughput of one run over a
+ * generated CSV of 8 mixed columns (JSON lines with LFS_INGEST_BENCH_JSON=1)
+ * instead of testing.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -22,6 +24,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "catalog/csv.h"
 #include "catalog/ingest.h"
 #include "tests/unit/mutate.h"
 #include "tests/unit/tap.h"
@@ -49,6 +52,8 @@ static ssize_t mem_pread(void *arg, void *buf, size_t n, uint64_t off)
 	memcpy(buf, m->p + off, n);
 	return (ssize_t)n;
 }
+
+static size_t g_maxread;	/* reads of at most this many bytes; 0: any */
 
 static int gb_write(void *arg, const void *buf, size_t n)
 {
@@ -109,7 +114,7 @@ static int batch_n(struct tbl *t, const struct ingest_conf *c0, const char *name
 		   const void *in, size_t n, struct res *s)
 {
 	struct ingest_conf c = *c0;
-	struct mem src = { in, n, 0 }, old = { t->csv.p, t->csv.n, 0 };
+	struct mem src = { in, n, g_maxread }, old = { t->csv.p, t->csv.n, g_maxread };
 	struct ingest_reader rs = { &src, mem_pread, n };
 	struct ingest_reader ro = { &old, mem_pread, t->csv.n };
 	struct ingest_table cur = { &t->schema, t->has_csv ? &ro : NULL, t->rows };
@@ -143,6 +148,71 @@ static int batch(struct tbl *t, const struct ingest_conf *c, const char *name,
 }
 
 #define CONF_INIT { .csv_header = 1, .mode = LT_ADD_NEW_COLUMNS }
+
+/* ---- the table stays a rectangle: every row has every column ---- */
+
+struct shape {
+	size_t width;
+	uint64_t rows, bad, wrong;
+};
+
+static int shape_rec(void *arg, uint64_t recno, uint64_t line,
+		     const struct csv_field *f, size_t n)
+{
+	struct shape *sh = arg;
+
+	(void)recno;
+	(void)line;
+	(void)f;
+	sh->rows++;
+	sh->wrong += n != sh->width;
+	return 0;
+}
+
+static int shape_bad(void *arg, uint64_t line, const char *reason, const char *raw,
+		     size_t rawlen)
+{
+	(void)line;
+	(void)reason;
+	(void)raw;
+	(void)rawlen;
+	((struct shape *)arg)->bad++;
+	return 0;
+}
+
+/* The table's CSV parses back to rows rows of its schema's width, with as
+ * many JSON lines. 1 if so. */
+static int table_ok(const struct tbl *t)
+{
+	struct csv_opts o = CSV_OPTS_INIT;
+	struct shape sh = { t->schema.n + (t->schema.has_rescued ? 1 : 0), 0, 0, 0 };
+	struct csv_parser *p;
+	size_t hn = 0, lines = 0;
+	int ret;
+
+	if (!t->has_csv)
+		return t->csv.n == 0;
+	o.delim = ',';
+	o.max_field = o.max_record = 64u << 20;
+	if (csv_new(&p, &o, shape_rec, shape_bad, &sh) < 0)
+		return 0;
+	ret = csv_feed(p, t->csv.p, t->csv.n);
+	if (!ret)
+		ret = csv_finish(p);
+	csv_header(p, &hn);
+	csv_free(p);
+	for (size_t i = 0; i < t->jsonl.n; i++)
+		lines += t->jsonl.p[i] == '\n';
+	if (ret || sh.bad || sh.wrong || hn != sh.width || sh.rows != t->rows ||
+	    lines != t->rows) {
+		diag("table: ret %d, bad %llu, wrong %llu, header %zu of %zu, rows %llu/%llu, "
+		     "jsonl %zu", ret, (unsigned long long)sh.bad,
+		     (unsigned long long)sh.wrong, hn, sh.width, (unsigned long long)sh.rows,
+		     (unsigned long long)t->rows, lines);
+		return 0;
+	}
+	return 1;
+}
 
 /* ---- formats ---- */
 
@@ -299,6 +369,17 @@ static void json_forms(void)
 	res_free(&s);
 	tbl_free(&t);
 
+	batch(&t, &c, "e.json", "[{}, {}]", &s);
+	is_int(s.begun, 0, "empty objects, new table: nothing to write");
+	is_int(s.out.rows_read, 2, "empty objects: read");
+	res_free(&s);
+	batch(&t, &c, "a.json", "{\"a\":1}", &s);
+	res_free(&s);
+	batch(&t, &c, "e.json", "[{}]", &s);
+	is_str(S(&s.csv), "\"\"\n", "empty object, table with columns: a null row");
+	res_free(&s);
+	tbl_free(&t);
+
 	batch(&t, &c, "sniffed", "  {\"s\":\"\",\"t\":\"q\\\"\"}\n{\"s\":\"x\",\"t\":\"\"}\n", &s);
 	is_str(S(&s.csv), "s,t\n\"\",\"q\"\"\"\nx,\"\"\n",
 	       "json sniffed: \"\" stays the empty string in a STRING column");
@@ -332,8 +413,10 @@ static void compressed(void)
 	size_t n;
 
 	n = gz(text, buf, sizeof(buf));
+	g_maxread = 3;
 	batch_n(&t, &c, "x.csv.gz", buf, n, &s);
-	is_str(S(&s.csv), "a,b\n1,x\n2,y\n", "gz: decompressed and parsed");
+	g_maxread = 0;
+	is_str(S(&s.csv), "a,b\n1,x\n2,y\n", "gz: decompressed and parsed (3-byte reads)");
 	is_str(s.out.format, "csv", "gz: format from the name without .gz");
 	res_free(&s);
 	tbl_free(&t);
@@ -359,8 +442,10 @@ static void compressed(void)
 	res_free(&s);
 
 	n = ZSTD_compress(buf, sizeof(buf), "[{\"k\":1},{\"k\":2}]", 17, 3);
+	g_maxread = 5;
 	batch_n(&t, &c, "x.json.zst", buf, n, &s);
-	is_str(S(&s.csv), "k\n1\n2\n", "zst: decompressed json");
+	g_maxread = 0;
+	is_str(S(&s.csv), "k\n1\n2\n", "zst: decompressed json (5-byte reads)");
 	res_free(&s);
 	tbl_free(&t);
 	batch_n(&t, &c, "x.json.zst", buf, n - 3, &s);
@@ -435,8 +520,41 @@ static void evolution(void)
 	batch(&t, &c, "6.csv", "id\n6\n", &s);
 	is_int(s.rewrite, 0, "dropped column: append with null");
 	is_str(S(&s.csv), "6,,\n", "dropped column: null");
+	ok(table_ok(&t), "evolution: the table is a rectangle");
 	res_free(&s);
 	tbl_free(&t);
+
+	batch(&t, &c, "n.csv", "d\n1.5\n-0.0\n+5\n0.50\n1e2\n007\n", &s);
+	is_str(S(&s.csv), "d\n1.5\n-0.0\n+5\n0.50\n1e2\n007\n",
+	       "numbers: 007 makes a STRING column, which keeps every text");
+	res_free(&s);
+	tbl_free(&t);
+	batch(&t, &c, "n.csv", "d\n1.5\n-0.0\n+5\n0.50\n-12\n0\n", &s);
+	is_str(S(&s.csv), "d\n1.5\n0.0\n5\n0.50\n-12\n0\n", "numbers: DECIMAL canonical text");
+	is_str(S(&s.jsonl), "{\"d\":1.5}\n{\"d\":0.0}\n{\"d\":5}\n{\"d\":0.50}\n"
+	       "{\"d\":-12}\n{\"d\":0}\n", "numbers: JSON numbers");
+	res_free(&s);
+	tbl_free(&t);
+	batch(&t, &c, "one.csv", "d\n1\n\"\"\n2\n", &s);
+	is_str(S(&s.csv), "d\n1\n\"\"\n2\n", "one column: a null row is not an empty line");
+	is_str(S(&s.jsonl), "{\"d\":1}\n{\"d\":null}\n{\"d\":2}\n", "one column: null in jsonl");
+	res_free(&s);
+	batch(&t, &c, "one2.csv", "d,e\n3,x\n", &s);
+	is_str(S(&t.csv), "d,e\n1,\n,\n2,\n3,x\n", "one column: the null row survives a rewrite");
+	ok(table_ok(&t), "one column: rectangle");
+	res_free(&s);
+	tbl_free(&t);
+
+	c.csv_header = -1;
+	batch(&t, &c, "g.csv", "1,x\n2,y\n", &s);
+	is_str(S(&s.csv), "_c0,_c1\n1,x\n2,y\n", "header guessed absent: _cN names");
+	res_free(&s);
+	tbl_free(&t);
+	batch(&t, &c, "g.csv", "id,name\n2,y\n", &s);
+	is_str(S(&s.csv), "id,name\n2,y\n", "header guessed present");
+	res_free(&s);
+	tbl_free(&t);
+	c.csv_header = 1;
 
 	c.mode = LT_FAIL_ON_NEW_COLUMNS;
 	batch(&t, &c, "1.csv", "id\n1\n", &s);
@@ -593,6 +711,47 @@ static void upsert(void)
 	tbl_free(&t);
 }
 
+/* ---- the pipelined pass 2 writes what the serial one does ---- */
+
+static void pipeline(void)
+{
+	struct ingest_expect e[] = { { "any", "1", IX_WARN } };
+	struct ingest_conf c = CONF_INIT;
+	struct gbuf in = { 0 };
+	struct tbl t1 = { 0 }, t2 = { 0 };
+	struct res a, b;
+
+	gbuf_add(&in, "id,v,s\n", 7);
+	for (int i = 0; i < 60000; i++) {
+		if (i % 997 == 0)
+			gbuf_printf(&in, "%d,bad\xfe,x\n", i);
+		else if (i % 1009 == 0)
+			gbuf_printf(&in, "%d,1,2,3\n", i);
+		else
+			gbuf_printf(&in, "%d,%d.%d,\"row %d, \"\"q\"\"\"\n", i, i, i % 10, i);
+	}
+	batch_n(&t1, &c, "big.csv", in.p, in.n, &a);
+	c.expect = e;		/* an expectation: the serial path */
+	c.nexpect = 1;
+	batch_n(&t2, &c, "big.csv", in.p, in.n, &b);
+	ok(a.csv.n > (1u << 20), "pipeline: several blocks (%zu bytes of csv)", a.csv.n);
+	ok(a.csv.n == b.csv.n && !memcmp(a.csv.p, b.csv.p, a.csv.n), "pipeline: same csv");
+	ok(a.jsonl.n == b.jsonl.n && !memcmp(a.jsonl.p, b.jsonl.p, a.jsonl.n),
+	   "pipeline: same jsonl");
+	ok(a.q.n == b.q.n && !memcmp(a.q.p, b.q.p, a.q.n), "pipeline: same quarantine");
+	ok(a.out.rows_read == b.out.rows_read && a.out.rows_written == b.out.rows_written &&
+	   a.out.rows_quarantined == b.out.rows_quarantined && a.out.rows_read == 60000,
+	   "pipeline: same figures (%llu read, %llu written, %llu quarantined)",
+	   (unsigned long long)a.out.rows_read, (unsigned long long)a.out.rows_written,
+	   (unsigned long long)a.out.rows_quarantined);
+	ok(table_ok(&t1), "pipeline: the table is a rectangle");
+	res_free(&a);
+	res_free(&b);
+	tbl_free(&t1);
+	tbl_free(&t2);
+	free(in.p);
+}
+
 /* ---- no crash on damaged input ---- */
 
 static void fuzz(uint64_t seed)
@@ -632,7 +791,7 @@ static void fuzz(uint64_t seed)
 			c.nkey = 1;
 		}
 		batch_n(&t, &c, rnd(&s) % 2 ? "x.csv" : "x", buf, n, &r);
-		if (r.ret != 0 && r.ret != -EINVAL) {
+		if ((r.ret != 0 && r.ret != -EINVAL) || !table_ok(&t)) {
 			if (!bad++)
 				diag("round %d: ret %d (%s)", i, r.ret, r.err ? r.err : "");
 			crashless = 0;
@@ -640,7 +799,8 @@ static void fuzz(uint64_t seed)
 		res_free(&r);
 		tbl_free(&t);
 	}
-	ok(crashless, "fuzz: %d rounds without a failure of the machinery", FUZZ_ROUNDS);
+	ok(crashless, "fuzz: %d rounds, no failure of the machinery, tables rectangles",
+	   FUZZ_ROUNDS);
 	free(buf);
 }
 
@@ -653,7 +813,7 @@ static int null_write(void *arg, const void *buf, size_t n)
 	return 0;
 }
 
-static void bench(long rows)
+static void bench(long rows, int json)
 {
 	struct gbuf in = { 0 };
 	struct ingest_conf c = CONF_INIT;
@@ -668,9 +828,13 @@ static void bench(long rows)
 	double secs;
 	int ret;
 
-	gbuf_add(&in, "id,price,ok,day,at,name,amount,qty\n", 35);
+	if (!json)
+		gbuf_add(&in, "id,price,ok,day,at,name,amount,qty\n", 35);
 	for (long i = 0; i < rows; i++)
-		gbuf_printf(&in, "%ld,%.3f,%s,2024-%02d-%02d,2024-01-02 %02d:%02d:%02d,name %lu,%lu.%02lu,%lu\n",
+		gbuf_printf(&in, json ? "{\"id\":%ld,\"price\":%.3f,\"ok\":%s,\"day\":\"2024-%02d-%02d\","
+			    "\"at\":\"2024-01-02 %02d:%02d:%02d\",\"name\":\"name %lu\","
+			    "\"amount\":%lu.%02lu,\"qty\":%lu}\n" :
+			    "%ld,%.3f,%s,2024-%02d-%02d,2024-01-02 %02d:%02d:%02d,name %lu,%lu.%02lu,%lu\n",
 			    i, (double)(rnd(&seed) % 100000) / 7.0, rnd(&seed) % 2 ? "true" : "false",
 			    1 + (int)(i % 12), 1 + (int)(i % 28), (int)(i % 24), (int)(i % 60),
 			    (int)(i % 60), (unsigned long)(rnd(&seed) % 1000),
@@ -681,12 +845,12 @@ static void bench(long rows)
 	cur.schema = &none;
 	out.csv = (struct ingest_writer){ &wc, null_write };
 	out.jsonl = (struct ingest_writer){ &wj, null_write };
-	c.src_name = "bench.csv";
+	c.src_name = json ? "bench.jsonl" : "bench.csv";
 	t0 = mono_ns();
 	ret = ingest_run(&c, &rd, &cur, &out, &err);
 	secs = (double)(mono_ns() - t0) / 1e9;
-	printf("# %ld rows, %.1f MB in: ret %d, %.2f s, %.1f MB/s (csv out %.1f MB, jsonl %.1f MB)\n",
-	       rows, (double)in.n / 1e6, ret, secs, (double)in.n / 1e6 / secs,
+	printf("# %s: %ld rows, %.1f MB in: ret %d, %.2f s, %.1f MB/s (csv out %.1f MB, jsonl %.1f MB)\n",
+	       json ? "jsonl" : "csv", rows, (double)in.n / 1e6, ret, secs, (double)in.n / 1e6 / secs,
 	       (double)wc / 1e6, (double)wj / 1e6);
 	ingest_out_release(&out);
 	free(err);
@@ -699,7 +863,7 @@ int main(void)
 	uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
 
 	if (getenv("LFS_INGEST_BENCH")) {
-		bench(atol(getenv("LFS_INGEST_BENCH")));
+		bench(atol(getenv("LFS_INGEST_BENCH")), getenv("LFS_INGEST_BENCH_JSON") != NULL);
 		return 0;
 	}
 	csv_basic();
@@ -712,6 +876,7 @@ int main(void)
 	evolution();
 	expectations();
 	upsert();
+	pipeline();
 	diag("fuzz seed %llu (replay with LFS_FUZZ_SEED=%llu)",
 	     (unsigned long long)seed, (unsigned long long)seed);
 	fuzz(seed);
