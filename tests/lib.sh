@@ -5,6 +5,15 @@
 # lfs_umount that record every mount so that an EXIT trap unmounts it, also
 # when the test fails or is killed. A watchdog ends a test that runs longer
 # than $LFS_TEST_TIMEOUT seconds (default 900), so nothing hangs.
+#
+# The mount root holds catalogs only: files, symlinks, fifos and plain
+# directories live in a volume (CATALOG/SCHEMA/VOLUME, below which the tree
+# is ordinary POSIX). lfs_volume MNT makes (mkdir -p, so idempotent: after a
+# remount of the same state it is a no-op) the volume MNT/t/files/v -
+# catalog t (with its automatic schemas bronze, silver, gold), volume schema
+# files, volume v - and prints its path; tests work in D=$(lfs_volume "$MNT").
+# That is 6 directories in the status counters (t, t/bronze, t/silver,
+# t/gold, t/files, t/files/v) besides the root: see LFS_VOLUME_DIRS.
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)
 BIN=${LFS_BIN:-$TOP/build/bin}
@@ -105,6 +114,13 @@ lfs_umount() {
 	done
 	echo "# daemon for $_m did not exit within 30s" >&2
 	return 1
+}
+
+# lfs_volume MNT: create (idempotently) the test volume MNT/t/files/v and
+# print its path. Fails (prints nothing) when the mount refuses.
+LFS_VOLUME_DIRS=6	# directories lfs_volume adds: t, t/{bronze,silver,gold}, t/files, t/files/v
+lfs_volume() {
+	timeout 60 mkdir -p "$1/t/files/v" && echo "$1/t/files/v"
 }
 
 need_root() { [ "$(id -u)" -eq 0 ] || skip_all "needs root"; }

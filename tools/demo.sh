@@ -13,10 +13,12 @@
 # convention by which later releases tell finished files from files in
 # flight.
 #
-# Later releases: these files will land in a catalog's bronze schema
-# (MNT/demo/bronze/orders/, ...), and the demo will go on to show the silver
-# tables promoted from them and a gold table defined by SQL over silver.
-# This release is the filesystem core, so they land in MNT/samples/.
+# The mount root holds catalogs only: for now the samples land in a volume,
+# MNT/demo/files/docs/ (catalog demo, which comes with its schemas bronze,
+# silver and gold; volume schema files; volume docs), below which the tree is
+# plain POSIX. Later the demo will land them in the catalog's bronze schema
+# (MNT/demo/bronze/orders/, ...) and go on to show the silver tables promoted
+# from them and a gold table defined by SQL over silver.
 set -eu
 
 if [ $# -ne 3 ]; then
@@ -65,19 +67,23 @@ else
 		die "lakefs-mount failed (see the message above)"
 fi
 
-# land NAME: write stdin to MNT/samples/.NAME.tmp, then rename it to NAME.
+vol=demo/files/docs	# the volume the samples land in, under MNT
+
+# land NAME: write stdin to MNT/VOL/.NAME.tmp, then rename it to NAME.
 land() {
-	if [ -s "$mnt/samples/$1" ]; then
-		echo "demo: samples/$1 is already there"
+	if [ -s "$mnt/$vol/$1" ]; then
+		echo "demo: $vol/$1 is already there"
 		cat >/dev/null
 		return 0
 	fi
-	cat >"$mnt/samples/.$1.tmp"
-	mv "$mnt/samples/.$1.tmp" "$mnt/samples/$1"
-	echo "demo: landed samples/$1"
+	cat >"$mnt/$vol/.$1.tmp"
+	mv "$mnt/$vol/.$1.tmp" "$mnt/$vol/$1"
+	echo "demo: landed $vol/$1"
 }
 
-mkdir -p "$mnt/samples"
+# catalog demo (its schemas bronze, silver, gold come with it), volume
+# schema files, volume docs; mkdir -p: a no-op when they are there
+mkdir -p "$mnt/$vol" || die "cannot make the volume $mnt/$vol"
 
 # Orders: 50 rows over the first ten days of November 2026. The random
 # numbers come from a Park-Miller generator (exact in awk's doubles).
@@ -126,8 +132,8 @@ awk 'BEGIN {
 }' | land quotes.csv
 
 echo
-echo "\$ ls -l $mnt $mnt/samples"
-ls -l "$mnt" "$mnt/samples"
+echo "\$ ls -l $mnt $mnt/demo $mnt/$vol"
+ls -l "$mnt" "$mnt/demo" "$mnt/$vol"
 echo
 echo "\$ lakefs status $mnt"
 "$bin/lakefs" status "$mnt"

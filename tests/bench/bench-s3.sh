@@ -338,6 +338,10 @@ s3_rchar() { awk '$1 == "rchar:" {print $2}' "/proc/$S3_PID/io" 2>/dev/null; }  
 status() { timeout -k 2 10 cat "$1/.lakefs/status"; }
 field() { status "$1" | sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\).*/\1/p"; }
 LFS_PID=""
+# lakefs's root holds catalogs only: its files go in the volume MNT/$LFS_VOL
+# (catalog t, volume schema files, volume v), made by lfs_mount (mkdir -p:
+# a no-op on a restored state that has it)
+LFS_VOL=t/files/v
 lfs_mount() {  # lfs_mount MNT STATE [lakefs-mount args...]
 	local m=$1 s=$2 err
 	shift 2
@@ -349,6 +353,7 @@ lfs_mount() {  # lfs_mount MNT STATE [lakefs-mount args...]
 	LFS_PID=$(field "$m" pid)
 	[ -n "$LFS_PID" ] || broke "cannot find the daemon serving $m"
 	DPIDS="$DPIDS $LFS_PID"
+	timeout -k 5 60 mkdir -p "$m/$LFS_VOL" || broke "cannot make the volume $m/$LFS_VOL"
 }
 lfs_umount() {  # lfs_umount MNT
 	local code
@@ -549,7 +554,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	BLOCK_SIZE=$(field "$M" block_size)
 	sync
 	t0=$EPOCHREALTIME
-	timeout -k 5 600 dd if="$SRC/big" of="$M/big.bin" bs=1M conv=fsync status=none || broke "dd onto lakefs failed (round $r)"
+	timeout -k 5 600 dd if="$SRC/big" of="$M/$LFS_VOL/big.bin" bs=1M conv=fsync status=none || broke "dd onto lakefs failed (round $r)"
 	dd_el=$(since "$t0")
 	lfs_sync "$M"
 	el=$(since "$t0")
@@ -600,16 +605,16 @@ ow_measure() {  # ow_measure NAME: after the overwrite is in the bucket, OWB/OWD
 }
 # lakefs
 lfs_mount "$M" "$WORK/lfs/ow" --store "s3://$BUCKET/ow" --endpoint "$PEP"
-timeout -k 5 300 dd if="$SRC/mid" of="$M/ow.bin" bs=1M conv=fsync status=none || broke "writing ow.bin onto lakefs failed"
+timeout -k 5 300 dd if="$SRC/mid" of="$M/$LFS_VOL/ow.bin" bs=1M conv=fsync status=none || broke "writing ow.bin onto lakefs failed"
 lfs_sync "$M"
 proxy_settle; read -r a_up a_down a_rc <<< "$SETTLED"
 s0=$(field "$M" s3_bytes_up)
-timeout -k 5 60 dd if="$SRC/patch4k" of="$M/ow.bin" bs=4k count=1 seek="$SEEK" conv=notrunc,fsync status=none ||
+timeout -k 5 60 dd if="$SRC/patch4k" of="$M/$LFS_VOL/ow.bin" bs=4k count=1 seek="$SEEK" conv=notrunc,fsync status=none ||
 	broke "4 KiB overwrite on lakefs failed"
 lfs_sync "$M"
 ow_measure lakefs
 ow_lfs_s3up=$(( $(field "$M" s3_bytes_up) - s0 ))
-timeout -k 5 120 cmp "$SRC/mid.ref" "$M/ow.bin" || problem "data mismatch on lakefs after the 4 KiB overwrite"
+timeout -k 5 120 cmp "$SRC/mid.ref" "$M/$LFS_VOL/ow.bin" || problem "data mismatch on lakefs after the 4 KiB overwrite"
 lfs_umount "$M"
 # s3fs and rclone: the object read back directly from s3rver
 check_obj() {  # check_obj KEY NAME
@@ -658,9 +663,9 @@ fi
 say "3. a ${MID_MIB} MiB CSV ($csv_size B) into a fresh lakefs prefix"
 M=$WORK/mnt/csv
 lfs_mount "$M" "$WORK/lfs/csv" --store "s3://$BUCKET/csv" --endpoint "$EP"
-timeout -k 5 300 dd if="$SRC/data.csv" of="$M/data.csv" bs=1M conv=fsync status=none || broke "writing the CSV onto lakefs failed"
+timeout -k 5 300 dd if="$SRC/data.csv" of="$M/$LFS_VOL/data.csv" bs=1M conv=fsync status=none || broke "writing the CSV onto lakefs failed"
 lfs_sync "$M"
-timeout -k 5 120 cmp "$SRC/data.csv" "$M/data.csv" || problem "data mismatch in data.csv on lakefs"
+timeout -k 5 120 cmp "$SRC/data.csv" "$M/$LFS_VOL/data.csv" || problem "data mismatch in data.csv on lakefs"
 lfs_umount "$M"
 objsum() { find "$1" -type f -name '*._S3rver_object' -print0 | du -bc --files0-from=- | tail -1 | cut -f1; }
 CSVST[lakefs]=$(objsum "$DATA/$BUCKET/csv/blocks")
@@ -679,14 +684,14 @@ for ((r = 1; r <= RROUNDS; r++)); do
 	lfs_mount "$M" "$st"
 	drop_caches
 	t0=$EPOCHREALTIME
-	timeout -k 5 600 cat "$M/big.bin" > /dev/null || broke "reading big.bin from the restored lakefs failed"
+	timeout -k 5 600 cat "$M/$LFS_VOL/big.bin" > /dev/null || broke "reading big.bin from the restored lakefs failed"
 	el=$(since "$t0")
 	lfs_fetched=$(field "$M" fetched_bytes)
 	lt "${lfs_fetched:-0}" "$BIG" && problem "the restored lakefs fetched only ${lfs_fetched:-0} B for a ${BIG} B file (not a cold read?)"
 	keep_best r_lakefs "$el"
 	say "   round $r lakefs: ${el}s (restore ${restore_s}s, fetched $lfs_fetched B)"
 	if [ "$r" = 1 ]; then
-		timeout -k 5 300 cmp "$SRC/big" "$M/big.bin" || problem "data mismatch: big.bin read from a restored lakefs"
+		timeout -k 5 300 cmp "$SRC/big" "$M/$LFS_VOL/big.bin" || problem "data mismatch: big.bin read from a restored lakefs"
 	fi
 	lfs_umount "$M"
 	rm -rf "$st"

@@ -11,7 +11,10 @@
 #
 # Layout (all under one work dir, default a mktemp -d under /var/tmp, so the
 # state dir and the "local disk" baseline share a filesystem):
-#   WORK/state, WORK/mnt     the lakefs under test
+#   WORK/state, WORK/mnt     the lakefs under test; its files go in the
+#                            volume WORK/mnt/t/files/v (catalog t, volume
+#                            schema files, volume v: the mount root holds
+#                            catalogs only), made at every mount
 #   WORK/local               the local-disk baseline
 #   WORK/tmpfs               a tmpfs mounted here: the sources (already in
 #                            memory when a copy starts) and the tmpfs baseline
@@ -74,6 +77,7 @@ avail_mib=$(awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo)
 WORK=$(mktemp -d "$BENCH_PARENT/lakefs-bench.XXXXXX") || broke "cannot create a work dir under $BENCH_PARENT"
 STATE=$WORK/state
 MNT=$WORK/mnt
+VOL=$MNT/t/files/v            # the volume the lakefs figures are taken in
 LOCAL=$WORK/local
 TMPFS=$WORK/tmpfs
 SRC=$TMPFS/src                # sources, already in memory
@@ -163,6 +167,9 @@ lfs_mount() {  # lfs_mount MNT STATE
 	fi
 	[ -n "$LFS_PID" ] || broke "cannot find the daemon serving $1"
 	LFS_PIDS="$LFS_PIDS $LFS_PID"
+	# the root holds catalogs only: work in a volume (mkdir -p: a no-op
+	# when the state already has it)
+	timeout -k 5 60 mkdir -p "$1/t/files/v" || broke "cannot make the volume $1/t/files/v"
 }
 lfs_umount() {  # lfs_umount MNT: unmount, wait (bounded) for the daemon to exit
 	local code
@@ -228,7 +235,7 @@ le()   { awk "BEGIN {exit !(($1) <= ($2))}"; }      # le A B: A <= B
 pf()   { if le "$1" "$2"; then echo PASS; else echo MISS; fi; }
 
 # target dir of each contestant
-declare -A DIR=([lakefs]=$MNT [local]=$LOCAL [tmpfs]=$TBASE)
+declare -A DIR=([lakefs]=$VOL [local]=$LOCAL [tmpfs]=$TBASE)
 ALL="lakefs local tmpfs"
 
 # --- the table ---
@@ -385,8 +392,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		say "   round $r $t: ${ELAPSED}s"
 	done
 done
-timeout -k 5 300 cmp "$SRC/big$ROUNDS" "$MNT/big.bin" ||
-	problem "data mismatch: $MNT/big.bin differs from what was written"
+timeout -k 5 300 cmp "$SRC/big$ROUNDS" "$VOL/big.bin" ||
+	problem "data mismatch: $VOL/big.bin differs from what was written"
 rm -f "$TBASE/big.bin" "$LOCAL/big.bin"
 [ "$ROUNDS" -gt 1 ] && rm -f "$SRC/big$ROUNDS"
 
@@ -402,7 +409,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		keep_best "cp_$t"
 	done
 done
-timeout -k 5 300 diff -r "$SRC/tree" "$MNT/cptree" >/dev/null ||
+timeout -k 5 300 diff -r "$SRC/tree" "$VOL/cptree" >/dev/null ||
 	problem "data mismatch: cp -r tree on lakefs differs from the source"
 
 # --- 4. create 10,000 empty files ---
@@ -417,7 +424,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		keep_best "create_$t"
 	done
 done
-n=$(timeout -k 5 60 find "$MNT/files" -type f | wc -l)
+n=$(timeout -k 5 60 find "$VOL/files" -type f | wc -l)
 [ "$n" = "$CREATE_FILES" ] || problem "lakefs holds $n of the $CREATE_FILES files created"
 
 # --- 5. ls -lR, warm ---
@@ -431,38 +438,38 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		keep_best "ls_$t"
 	done
 done
-a=$(timeout -k 5 120 ls -lR "$MNT/files" | wc -l); b=$(ls -lR "$TBASE/files" | wc -l)
+a=$(timeout -k 5 120 ls -lR "$VOL/files" | wc -l); b=$(ls -lR "$TBASE/files" | wc -l)
 [ "$a" = "$b" ] || problem "ls -lR on lakefs gave $a lines, on tmpfs $b"
-timeout -k 5 300 rm -rf "$MNT/files" "$MNT/cptree" "$TBASE/files" "$TBASE/cptree" "$LOCAL/files" "$LOCAL/cptree"
+timeout -k 5 300 rm -rf "$VOL/files" "$VOL/cptree" "$TBASE/files" "$TBASE/cptree" "$LOCAL/files" "$LOCAL/cptree"
 settle "$MNT"
 
 # --- 6. 4 KiB overwrite in the middle of a 100 MiB file ---
 say "6. 4 KiB overwrite inside a ${MID_MIB} MiB file + fsync"
-timeout -k 5 300 dd if="$SRC/rnd_a" of="$MNT/ow.bin" bs=1M conv=fsync status=none || broke "writing ow.bin failed"
+timeout -k 5 300 dd if="$SRC/rnd_a" of="$VOL/ow.bin" bs=1M conv=fsync status=none || broke "writing ow.bin failed"
 settle "$MNT"
 ow_s0=$(field "$MNT" stored_bytes); ow_b0=$(field "$MNT" blocks)
 seek=$(( (MID_MIB * 1048576 / 2 + 256 * 1024) / 4096 ))   # 50.25 MiB: inside a block
-timeout -k 5 60 dd if="$SRC/patch4k" of="$MNT/ow.bin" bs=4k count=1 seek="$seek" conv=notrunc,fsync status=none ||
+timeout -k 5 60 dd if="$SRC/patch4k" of="$VOL/ow.bin" bs=4k count=1 seek="$seek" conv=notrunc,fsync status=none ||
 	broke "4 KiB overwrite failed"
 settle "$MNT"
 ow_s1=$(field "$MNT" stored_bytes); ow_b1=$(field "$MNT" blocks)
 cp "$SRC/rnd_a" "$TBASE/ow.ref"
 dd if="$SRC/patch4k" of="$TBASE/ow.ref" bs=4k count=1 seek="$seek" conv=notrunc status=none
-timeout -k 5 120 cmp "$TBASE/ow.ref" "$MNT/ow.bin" || problem "data mismatch after the 4 KiB overwrite"
+timeout -k 5 120 cmp "$TBASE/ow.ref" "$VOL/ow.bin" || problem "data mismatch after the 4 KiB overwrite"
 rm -f "$TBASE/ow.ref"
 ow_growth=$((ow_s1 - ow_s0))
 
 # --- 7. the same 100 MiB file copied in twice ---
 say "7. the same ${MID_MIB} MiB file copied in twice"
 dd_s0=$(field "$MNT" stored_bytes)
-timeout -k 5 300 cp "$SRC/rnd_b" "$MNT/dup1" && timeout -k 5 120 sync "$MNT/dup1" || broke "first copy failed"
+timeout -k 5 300 cp "$SRC/rnd_b" "$VOL/dup1" && timeout -k 5 120 sync "$VOL/dup1" || broke "first copy failed"
 settle "$MNT"
 dd_s1=$(field "$MNT" stored_bytes)
-timeout -k 5 300 cp "$SRC/rnd_b" "$MNT/dup2" && timeout -k 5 120 sync "$MNT/dup2" || broke "second copy failed"
+timeout -k 5 300 cp "$SRC/rnd_b" "$VOL/dup2" && timeout -k 5 120 sync "$VOL/dup2" || broke "second copy failed"
 settle "$MNT"
 dd_s2=$(field "$MNT" stored_bytes)
 for f in dup1 dup2; do
-	timeout -k 5 120 cmp "$SRC/rnd_b" "$MNT/$f" || problem "data mismatch in $f"
+	timeout -k 5 120 cmp "$SRC/rnd_b" "$VOL/$f" || problem "data mismatch in $f"
 done
 dd_first=$((dd_s1 - dd_s0)); dd_second=$((dd_s2 - dd_s1))
 dd_pct=$(calc %.3f "$dd_second * 100 / ($MID_MIB * 1048576)")
@@ -471,10 +478,10 @@ dd_pct=$(calc %.3f "$dd_second * 100 / ($MID_MIB * 1048576)")
 say "8. a ${MID_MIB} MiB CSV copied in"
 csv_size=$(stat -c %s "$SRC/data.csv")
 csv_s0=$(field "$MNT" stored_bytes)
-timeout -k 5 300 cp "$SRC/data.csv" "$MNT/data.csv" && timeout -k 5 120 sync "$MNT/data.csv" || broke "copying the CSV failed"
+timeout -k 5 300 cp "$SRC/data.csv" "$VOL/data.csv" && timeout -k 5 120 sync "$VOL/data.csv" || broke "copying the CSV failed"
 settle "$MNT"
 csv_s1=$(field "$MNT" stored_bytes)
-timeout -k 5 120 cmp "$SRC/data.csv" "$MNT/data.csv" || problem "data mismatch in data.csv"
+timeout -k 5 120 cmp "$SRC/data.csv" "$VOL/data.csv" || problem "data mismatch in data.csv"
 csv_stored=$((csv_s1 - csv_s0))
 csv_ratio=$(calc %.2f "$csv_size / ($csv_stored > 0 ? $csv_stored : 1)")
 csv_zstd=""
@@ -490,10 +497,10 @@ lfs_umount "$MNT"
 say "9. daemon peak RSS while writing ${BIG_MIB} MiB (fresh daemon, fresh state)"
 lfs_mount "$MNT" "$WORK/state-rss"
 rss_idle=$(awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$LFS_PID/status")
-timeout -k 5 600 dd if="$SRC/big1" of="$MNT/big.bin" bs=1M conv=fsync status=none || broke "writing big.bin for the RSS figure failed"
+timeout -k 5 600 dd if="$SRC/big1" of="$VOL/big.bin" bs=1M conv=fsync status=none || broke "writing big.bin for the RSS figure failed"
 rss_peak=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$LFS_PID/status")
 [ -n "$rss_peak" ] || broke "cannot read VmHWM of daemon $LFS_PID"
-timeout -k 5 300 cmp "$SRC/big1" "$MNT/big.bin" || problem "data mismatch in big.bin (RSS run)"
+timeout -k 5 300 cmp "$SRC/big1" "$VOL/big.bin" || problem "data mismatch in big.bin (RSS run)"
 lfs_umount "$MNT"
 
 kernel_notes

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # t0200-tools: ordinary tools through the mount. Each operation is done
-# twice, once in a directory on the mount ($M/...) and once in a directory
-# on local disk ($L/...), and the two results are compared: names, types,
-# modes, sizes, mtimes, link counts and content.
+# twice, once in a directory on the mount ($M/..., a volume: the mount
+# root holds catalogs only) and once in a directory on local disk ($L/...),
+# and the two results are compared: names, types, modes, sizes, mtimes,
+# link counts and content.
 . "$(dirname "$0")/../lib.sh"
 
 need_cmd fusermount3 python3 md5sum
 [ -x "$BIN/lakefs-mount" ] || skip_all "lakefs-mount not built (run make)"
 [ -e /dev/fuse ] || skip_all "no /dev/fuse"
 
-M=$T/mnt
+MNT=$T/mnt
 S=$T/state
 L=$T/local
 mkdir -p "$L"
-lfs_mount "$M" "$S" || { echo "Bail out! cannot mount lakefs"; exit 1; }
+lfs_mount "$MNT" "$S" || { echo "Bail out! cannot mount lakefs"; exit 1; }
+M=$(lfs_volume "$MNT") || { echo "Bail out! cannot make a volume"; exit 1; }
 
 have() { command -v "$1" >/dev/null 2>&1; }
 skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # SKIP $*"; }
@@ -322,8 +324,8 @@ else skip "getfattr/setfattr not installed (package attr)"; fi
 
 # --- persistence of all the above --------------------------------------------
 before=$(shape "$M"; sums "$M")
-run_ok "unmount" lfs_umount "$M"
-run_ok "remount" lfs_mount "$M" "$S"
+run_ok "unmount" lfs_umount "$MNT"
+run_ok "remount" lfs_mount "$MNT" "$S"
 after=$(shape "$M"; sums "$M")
 if [ "$before" = "$after" ]; then ok 0 "everything above survives a remount"
 else ok 1 "everything above survives a remount"; diag "$(diff <(echo "$before") <(echo "$after") | head -30)"; fi
@@ -361,8 +363,8 @@ t0=$(date +%s)
 is "$(cd "$BIG" && timeout 120 ls -l | wc -l)" $((N + 1)) "ls -l stats them all"
 t1=$(date +%s)
 diag "ls -l took $((t1 - t0)) s"
-run_ok "unmount with the big directory" lfs_umount "$M"
-run_ok "remount" lfs_mount "$M" "$S"
+run_ok "unmount with the big directory" lfs_umount "$MNT"
+run_ok "remount" lfs_mount "$MNT" "$S"
 t0=$(date +%s)
 is "$(cd "$BIG" && timeout 120 ls -f | wc -l)" $((N + 2)) "after a remount, ls -f still lists $N entries plus . and .."
 t1=$(date +%s)
@@ -374,5 +376,5 @@ t1=$(date +%s)
 diag "rm -rf took $((t1 - t0)) s"
 run_ok "it is gone" test ! -e "$BIG"
 
-run_ok "final unmount" lfs_umount "$M"
+run_ok "final unmount" lfs_umount "$MNT"
 done_testing

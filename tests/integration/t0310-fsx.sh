@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t0310-fsx: seeded random write/read/truncate/mmap/fallocate/punch/fsync/
-# rename sequences against a file on the mount and a reference on local
-# disk, compared after every read; then the files must survive a remount.
+# rename sequences against a file on the mount (in a volume: the mount root
+# holds catalogs only) and a reference on local disk, compared after every
+# read; then the files must survive a remount.
 #
 # The seeds are printed. To replay a run: LFS_FSX_SEED=S prove -v this
 # script (runs use S, S+1, ... S+6), or run the fsx command line that a failure
@@ -14,11 +15,12 @@ FSX=$TBIN/fsx/fsx
 [ -x "$BIN/lakefs-mount" ] || skip_all "lakefs-mount not built (run make)"
 [ -e /dev/fuse ] || skip_all "no /dev/fuse"
 
-M=$T/mnt
+MNT=$T/mnt
 S=$T/state
 R=$T/ref
 mkdir -p "$R"
-lfs_mount "$M" "$S" || { echo "Bail out! cannot mount lakefs"; exit 1; }
+lfs_mount "$MNT" "$S" || { echo "Bail out! cannot mount lakefs"; exit 1; }
+M=$(lfs_volume "$MNT") || { echo "Bail out! cannot make a volume"; exit 1; }
 
 if [ -n "${LFS_FSX_SEED:-}" ]; then
 	seed=$LFS_FSX_SEED
@@ -72,23 +74,24 @@ names="fsxfile fsxsmall fsxbig par1 par2 par3"
 for n in $names; do
 	run_ok "$n equals its reference before unmount" cmp "$M/$n" "$R/$n"
 done
-run_ok "unmount" lfs_umount "$M"
-run_ok "remount" lfs_mount "$M" "$S"
+run_ok "unmount" lfs_umount "$MNT"
+run_ok "remount" lfs_mount "$MNT" "$S"
 for n in $names; do
 	run_ok "$n equals its reference after a remount" cmp "$M/$n" "$R/$n"
 	is "$(stat -c %s "$M/$n" 2>&1)" "$(stat -c %s "$R/$n")" "$n has the reference's size after a remount"
 done
-is "$(ls -A "$M" | grep -vx .lakefs)" "$(printf '%s\n' $names | LC_ALL=C sort)" "no temporary names left on the mount"
-run_ok "unmount" lfs_umount "$M"
+is "$(ls -A "$M")" "$(printf '%s\n' $names | LC_ALL=C sort)" "no temporary names left in the volume"
+run_ok "unmount" lfs_umount "$MNT"
 
 # small blocks and a small dirty limit: many block boundaries, sealing
 # under memory pressure, a block cache that keeps missing
-M=$T/mnt64k
-lfs_mount "$M" "$T/state64k" --block-size 64K -o dirty_max=1M,cache_mem=1M ||
+MNT=$T/mnt64k
+lfs_mount "$MNT" "$T/state64k" --block-size 64K -o dirty_max=1M,cache_mem=1M ||
 	{ echo "Bail out! cannot mount lakefs with 64 KiB blocks"; exit 1; }
+M=$(lfs_volume "$MNT") || { echo "Bail out! cannot make a volume"; exit 1; }
 fsx_run "fsx: 10000 ops on 64 KiB blocks, 1 MiB dirty limit" fsx64k $((seed + 6)) -N 10000 -l 2m -o 300k
-run_ok "unmount" lfs_umount "$M"
-run_ok "remount" lfs_mount "$M" "$T/state64k"
+run_ok "unmount" lfs_umount "$MNT"
+run_ok "remount" lfs_mount "$MNT" "$T/state64k"
 run_ok "fsx64k equals its reference after a remount" cmp "$M/fsx64k" "$R/fsx64k"
-run_ok "final unmount" lfs_umount "$M"
+run_ok "final unmount" lfs_umount "$MNT"
 done_testing

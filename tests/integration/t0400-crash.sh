@@ -13,7 +13,8 @@
 # its old content or complete; and a kill during a 200 MiB in-place
 # overwrite (conv=notrunc): the old content or the new, never a mix. Last,
 # status counters, a fresh write, and removing everything frees every
-# block. Replay with LFS_SEED=<seed> (printed).
+# block. The files live in a volume (MNT/t/files/v: the mount root holds
+# catalogs only). Replay with LFS_SEED=<seed> (printed).
 . "$(dirname "$0")/../lib.sh"
 
 CW=$TBIN/tools/crashwriter
@@ -62,18 +63,21 @@ remount() {
 # lfs_mount runs in this shell, not under run_ok (a subshell), so that the
 # cleanup trap knows the mount.
 lfs_mount "$MNT" "$STATE"; ok $? "mount a fresh state"
-mkdir -p "$MNT/churn"
+# the files live in a volume (the mount root holds catalogs only); made
+# before the first crash, it must survive every one of them
+D=$(lfs_volume "$MNT"); ok $? "make a volume"
+mkdir -p "$D/churn"
 
 total_acked=0
 for round in 1 2 3; do
-	mkdir "$MNT/acked$round"
+	mkdir "$D/acked$round"
 	delay_ms=$((2000 + RANDOM % 3001))
 	echo "# round $round: kill after ${delay_ms} ms"
-	"$CW" write "$MNT/acked$round" "$COUNT" $((SEED + round)) \
+	"$CW" write "$D/acked$round" "$COUNT" $((SEED + round)) \
 		>"$T/write$round.out" 2>"$T/write$round.err" &
 	wpid=$!
 	disown $wpid
-	"$CW" churn "$MNT/churn" $((SEED + round)) \
+	"$CW" churn "$D/churn" $((SEED + round)) \
 		>/dev/null 2>"$T/churn$round.err" &
 	pids="$wpid $!"
 	disown $!
@@ -92,14 +96,14 @@ for round in 1 2 3; do
 	[ "$acked" -gt 0 ] || diag "$(cat "$T/write$round.err")"
 	total_acked=$((total_acked + acked))
 
-	missing=$(timeout 30 grep -Fxvf "$MNT/acked$round/manifest" \
+	missing=$(timeout 30 grep -Fxvf "$D/acked$round/manifest" \
 		"$T/write$round.out")
 	is "$missing" "" "round $round: every acknowledged line is in the manifest"
 	for r in $(seq 1 "$round"); do
 		run_ok "round $round: verify acked$r" \
-			timeout 120 "$CW" verify "$MNT/acked$r" 0
+			timeout 120 "$CW" verify "$D/acked$r" 0
 	done
-	out=$(timeout 120 "$CW" verify "$MNT/churn" 0 2>&1)
+	out=$(timeout 120 "$CW" verify "$D/churn" 0 2>&1)
 	ok $? "round $round: verify churn files (no prefix, no mix)"
 	echo "$out" | grep -v '^# verified' >&2
 	echo "$out" | grep '^# verified' | sed "s/^#/# round $round:/"
@@ -119,7 +123,7 @@ old_md5=$(md5_of "$T/old.src")
 dd_crash() {
 	local file=$1 src=$2 kill_mib=$3 conv=${4:+conv=$4} dpid ddpid wchar=""
 	dpid=$(lfs_daemon_pid "$MNT")
-	dd if="$src" of="$MNT/$file" bs=1M $conv status=none 2>/dev/null &
+	dd if="$src" of="$D/$file" bs=1M $conv status=none 2>/dev/null &
 	ddpid=$!
 	disown $ddpid
 	pids=$ddpid
@@ -140,12 +144,12 @@ dd_crash() {
 old_or_new() {
 	local file=$1 old new got size
 	old=$(md5_of "$2"); new=$(md5_of "$3")
-	if [ ! -e "$MNT/$file" ]; then
+	if [ ! -e "$D/$file" ]; then
 		[ "$4" = yes ]; ok $? "$file is absent after the crash"
 		return
 	fi
-	got=$(md5_of "$MNT/$file")
-	size=$(stat -c %s "$MNT/$file")
+	got=$(md5_of "$D/$file")
+	size=$(stat -c %s "$D/$file")
 	case $got in
 	"$old") echo "# $file has its old content" ;;
 	"$new") echo "# $file is complete" ;;
@@ -157,37 +161,37 @@ old_or_new() {
 	else
 		ok 1 "$file is old or new content after the crash, never a mix"
 		diag "$file: size $size md5 $got (old $old, new $new)"
-		cmp "$MNT/$file" "$2" 2>&1 | head -1 | sed 's/^/vs old: /' >&2
-		cmp "$MNT/$file" "$3" 2>&1 | head -1 | sed 's/^/vs new: /' >&2
+		cmp "$D/$file" "$2" 2>&1 | head -1 | sed 's/^/vs old: /' >&2
+		cmp "$D/$file" "$3" 2>&1 | head -1 | sed 's/^/vs new: /' >&2
 	fi
 }
 
 run_ok "write the old content of big and fsync it" \
-	timeout 60 dd if="$T/old.src" of="$MNT/big" bs=1M conv=fsync status=none
+	timeout 60 dd if="$T/old.src" of="$D/big" bs=1M conv=fsync status=none
 run_ok "an fsynced neighbour" \
-	timeout 60 dd if="$T/old.src" of="$MNT/neighbour" bs=1M conv=fsync status=none
+	timeout 60 dd if="$T/old.src" of="$D/neighbour" bs=1M conv=fsync status=none
 run_ok "kill -9 during a 200 MiB dd (O_TRUNC), unmount dead mount" \
 	dd_crash big "$T/big.src" 64
 remount; ok $? "remount after the dd crash"
 old_or_new big "$T/old.src" "$T/big.src" yes
-is "$(md5_of "$MNT/neighbour")" "$old_md5" "the fsynced neighbour is intact"
+is "$(md5_of "$D/neighbour")" "$old_md5" "the fsynced neighbour is intact"
 
 # in place: 200 MiB fsynced, overwritten with conv=notrunc, killed at 120
 # MiB: the file must be the old 200 MiB or the new, not the first blocks
 # new and the rest old
 run_ok "write 200 MiB in place and fsync it" \
-	timeout 120 dd if="$T/big.src" of="$MNT/inplace" bs=1M conv=fsync status=none
+	timeout 120 dd if="$T/big.src" of="$D/inplace" bs=1M conv=fsync status=none
 run_ok "kill -9 during an in-place overwrite (conv=notrunc), unmount dead mount" \
 	dd_crash inplace "$T/big2.src" 120 notrunc
 remount; ok $? "remount after the in-place crash"
 old_or_new inplace "$T/big.src" "$T/big2.src" no
-is "$(md5_of "$MNT/neighbour")" "$old_md5" "the fsynced neighbour is still intact"
+is "$(md5_of "$D/neighbour")" "$old_md5" "the fsynced neighbour is still intact"
 
 for r in 1 2 3; do
 	run_ok "after the dd crashes: verify acked$r" \
-		timeout 120 "$CW" verify "$MNT/acked$r" 0
+		timeout 120 "$CW" verify "$D/acked$r" 0
 done
-run_ok "after the dd crashes: verify churn" timeout 120 "$CW" verify "$MNT/churn" 0
+run_ok "after the dd crashes: verify churn" timeout 120 "$CW" verify "$D/churn" 0
 
 # --- status counters and a fresh write ---
 files=$(status_num files)
@@ -205,15 +209,15 @@ ok $([ -n "$blocks" ] && [ "$blocks" -gt 0 ] && [ -n "$stored" ] &&
 
 head -c $((1024 * 1024 + 5)) /dev/urandom >"$T/fresh.src"
 run_ok "a fresh write after the crashes" \
-	timeout 60 dd if="$T/fresh.src" of="$MNT/fresh" bs=1M conv=fsync status=none
-is "$(timeout 60 md5sum <"$MNT/fresh" | cut -d' ' -f1)" \
+	timeout 60 dd if="$T/fresh.src" of="$D/fresh" bs=1M conv=fsync status=none
+is "$(timeout 60 md5sum <"$D/fresh" | cut -d' ' -f1)" \
 	"$(md5sum <"$T/fresh.src" | cut -d' ' -f1)" "the fresh file reads back"
 
 run_ok "clean unmount" lfs_umount "$MNT"
 remount; ok $? "remount after a clean unmount"
 for r in 1 2 3; do
 	run_ok "after clean remount: verify acked$r" \
-		timeout 120 "$CW" verify "$MNT/acked$r" 0
+		timeout 120 "$CW" verify "$D/acked$r" 0
 done
 
 # Blocks sealed for contents that the crashes cut off belong to no file;
@@ -225,8 +229,8 @@ count_blocks() {
 		-regex '.*/[0-9a-f]{2}/[0-9a-f]{64}' | wc -l
 }
 echo "# before rm: status blocks $(status_num blocks), block files $(count_blocks)"
-run_ok "remove every file" timeout 120 find "$MNT" -mindepth 1 -maxdepth 1 \
-	! -name .lakefs -exec rm -rf {} +
+run_ok "remove every file" timeout 120 find "$D" -mindepth 1 -maxdepth 1 \
+	-exec rm -rf {} +
 echo "# right after rm: files/blocks/stored_bytes $(status_num files)/$(status_num blocks)/$(status_num stored_bytes)"
 for _ in $(seq 1 50); do   # frees may lag the unlinks a little
 	[ "$(status_num files)/$(status_num blocks)/$(status_num stored_bytes)" = 0/0/0 ] && break

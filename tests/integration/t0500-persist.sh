@@ -2,7 +2,9 @@
 # t0500-persist.sh — everything survives a clean unmount and remount; one
 # daemon per state; identical content is stored once; a small overwrite
 # adds at most one block; unlinked-but-open files stay readable; deleting
-# a file frees its blocks.
+# a file frees its blocks. The files live in a volume (MNT/t/files/v: the
+# mount root holds catalogs only); the snapshots cover the whole mount, the
+# catalog's directories included.
 . "$(dirname "$0")/../lib.sh"
 
 [ -e /dev/fuse ] || skip_all "no /dev/fuse"
@@ -53,11 +55,12 @@ snapshot() {
 # lfs_mount runs in this shell, not under run_ok (a subshell), so that the
 # cleanup trap knows the mount.
 lfs_mount "$MNT" "$STATE"; ok $? "mount a fresh state"
+D=$(lfs_volume "$MNT"); ok $? "make a volume"
 
 # --- build the tree ---
 build_tree() {
 	set -e
-	cd "$MNT"
+	cd "$D"
 	mkdir -p tree/sub/deeper tree/private tree/sticky
 	cd tree
 	: >empty
@@ -107,7 +110,7 @@ build_tree() {
 	touch -d '2005-05-05 05:05:05' sub/deeper sub private
 }
 run_ok "build a tree of files, links, a fifo, xattrs, modes, owners, mtimes" \
-	timeout 120 bash -c "$(declare -f build_tree); MNT='$MNT' MiB=$MiB build_tree"
+	timeout 120 bash -c "$(declare -f build_tree); D='$D' MiB=$MiB build_tree"
 
 run_ok "snapshot before unmount" timeout 120 bash -c "$(declare -f snapshot); snapshot '$MNT' '$T/before'"
 grep -q "	p	620	" "$T/before"; ok $? "the fifo is listed as a fifo"
@@ -121,14 +124,14 @@ else
 	diag "$(head -40 "$T/diff")"
 fi
 is "$(wc -l <"$T/after")" "$(wc -l <"$T/before")" "snapshot has the same length ($(wc -l <"$T/before") lines)"
-is "$(stat -c %i "$MNT/tree/hard1" "$MNT/tree/hard2" "$MNT/tree/sub/hard3" | sort -u | wc -l)" 1 \
+is "$(stat -c %i "$D/tree/hard1" "$D/tree/hard2" "$D/tree/sub/hard3" | sort -u | wc -l)" 1 \
 	"hard links still share one inode"
-echo more >>"$MNT/tree/hard2"
-is "$(timeout 10 cat "$MNT/tree/sub/hard3")" "linked content
+echo more >>"$D/tree/hard2"
+is "$(timeout 10 cat "$D/tree/sub/hard3")" "linked content
 more" "a write through one hard link shows through another"
-is "$(timeout 10 bash -c "echo through >'$MNT/tree/fifo' & cat '$MNT/tree/fifo'")" \
+is "$(timeout 10 bash -c "echo through >'$D/tree/fifo' & cat '$D/tree/fifo'")" \
 	through "the fifo still works as a fifo"
-is "$(timeout 10 dd if="$MNT/tree/huge" bs=1 skip=$((4 * 1024 * MiB - 2)) count=4 status=none)" \
+is "$(timeout 10 dd if="$D/tree/huge" bs=1 skip=$((4 * 1024 * MiB - 2)) count=4 status=none)" \
 	at4g "bytes across the 4 GiB boundary"
 
 # --- a second daemon on the same state is refused ---
@@ -140,16 +143,16 @@ ok $([ "$rc" -ne 0 ] && echo 0 || echo 1) "a second daemon on the same state exi
 case $out in *"in use"*) ok 0 "its message says 'in use'" ;;
 *) ok 1 "its message says 'in use'"; diag "got: $out" ;; esac
 ok $(grep -q " $T/mnt2 fuse" /proc/mounts && echo 1 || echo 0) "nothing is mounted on the second mount point"
-echo still >"$MNT/still" && is "$(timeout 10 cat "$MNT/still")" still "the first mount still works"
+echo still >"$D/still" && is "$(timeout 10 cat "$D/still")" still "the first mount still works"
 
 # --- dedup: the same 20 MiB twice ---
 head -c $((20 * MiB)) /dev/urandom >"$T/r20"
 settle
 s0=$(status_num stored_bytes)
-run_ok "copy a 20 MiB random file in" timeout 60 cp "$T/r20" "$MNT/dup1"
+run_ok "copy a 20 MiB random file in" timeout 60 cp "$T/r20" "$D/dup1"
 settle
 s1=$(status_num stored_bytes)
-run_ok "copy the same file in under another name" timeout 60 cp "$T/r20" "$MNT/dup2"
+run_ok "copy the same file in under another name" timeout 60 cp "$T/r20" "$D/dup2"
 settle
 s2=$(status_num stored_bytes)
 echo "# stored_bytes: $s0 -> $s1 (first copy) -> $s2 (second copy)"
@@ -157,19 +160,19 @@ ok $([ $((s1 - s0)) -ge $((19 * MiB)) ] && echo 0 || echo 1) \
 	"the first copy adds about 20 MiB ($((s1 - s0)))"
 ok $([ $((s2 - s1)) -lt $((20 * MiB / 100)) ] && echo 0 || echo 1) \
 	"the second copy adds < 1% of 20 MiB ($((s2 - s1)))"
-is "$(md5sum <"$MNT/dup2" | cut -d' ' -f1)" "$(md5sum <"$T/r20" | cut -d' ' -f1)" \
+is "$(md5sum <"$D/dup2" | cut -d' ' -f1)" "$(md5sum <"$T/r20" | cut -d' ' -f1)" \
 	"the second copy reads back"
 
 # --- a 4 KiB overwrite in a 100 MiB file adds at most one block ---
 head -c $((100 * MiB)) /dev/urandom >"$T/r100"
-run_ok "copy a 100 MiB random file in" timeout 120 cp "$T/r100" "$MNT/big"
+run_ok "copy a 100 MiB random file in" timeout 120 cp "$T/r100" "$D/big"
 settle
 b0=$(status_num blocks); s0=$(status_num stored_bytes)
 head -c 4096 /dev/urandom >"$T/patch"
 off=$((50 * MiB + 12345))
 dd if="$T/patch" of="$T/r100" bs=4096 seek=$off oflag=seek_bytes conv=notrunc status=none
 run_ok "4 KiB overwrite in the middle (conv=notrunc,fsync)" \
-	timeout 60 dd if="$T/patch" of="$MNT/big" bs=4096 seek=$off oflag=seek_bytes \
+	timeout 60 dd if="$T/patch" of="$D/big" bs=4096 seek=$off oflag=seek_bytes \
 	conv=notrunc,fsync status=none
 settle
 b1=$(status_num blocks); s1=$(status_num stored_bytes)
@@ -177,15 +180,15 @@ echo "# blocks $b0 -> $b1, stored_bytes $s0 -> $s1"
 ok $([ $((s1 - s0)) -le $((MiB + 4096)) ] && echo 0 || echo 1) \
 	"stored_bytes grows by at most one block ($((s1 - s0)))"
 ok $([ $((b1 - b0)) -le 1 ] && echo 0 || echo 1) "at most one block more ($((b1 - b0)))"
-is "$(timeout 60 md5sum <"$MNT/big" | cut -d' ' -f1)" "$(md5sum <"$T/r100" | cut -d' ' -f1)" \
+is "$(timeout 60 md5sum <"$D/big" | cut -d' ' -f1)" "$(md5sum <"$T/r100" | cut -d' ' -f1)" \
 	"the overwritten file reads back right"
 
 # --- unlinked but open ---
 head -c $((3 * MiB + 7)) /dev/urandom >"$T/ul"
-cp "$T/ul" "$MNT/ul"
-exec 3<"$MNT/ul"
-rm "$MNT/ul"
-ok $([ -e "$MNT/ul" ] && echo 1 || echo 0) "the unlinked file is gone from its directory"
+cp "$T/ul" "$D/ul"
+exec 3<"$D/ul"
+rm "$D/ul"
+ok $([ -e "$D/ul" ] && echo 1 || echo 0) "the unlinked file is gone from its directory"
 is "$(timeout 30 cat <&3 | md5sum | cut -d' ' -f1)" "$(md5sum <"$T/ul" | cut -d' ' -f1)" \
 	"an unlinked file stays readable through an open descriptor"
 exec 3<&-
@@ -195,7 +198,7 @@ exec 3<&-
 # is durable: at the next fsync of a file or directory, or the unmount.
 # (the unlinks then run on a worker: wait, bounded, until the count is still)
 dirsync() {
-	python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"
+	python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$D"
 	_prev=-1
 	for _ in $(seq 1 50); do
 		_now=$(count_blocks)
@@ -205,17 +208,17 @@ dirsync() {
 	done
 }
 settle
-rm -f "$MNT/dup1" "$MNT/dup2" "$MNT/big"
+rm -f "$D/dup1" "$D/dup2" "$D/big"
 settle
 dirsync
 b0=$(status_num blocks); s0=$(status_num stored_bytes); f0=$(count_blocks)
 head -c $((9 * MiB)) /dev/urandom >"$T/r9"
-run_ok "write a 9 MiB file" timeout 60 dd if="$T/r9" of="$MNT/gone" bs=1M conv=fsync status=none
+run_ok "write a 9 MiB file" timeout 60 dd if="$T/r9" of="$D/gone" bs=1M conv=fsync status=none
 settle
 dirsync
 b1=$(status_num blocks); s1=$(status_num stored_bytes); f1=$(count_blocks)
 is "$((b1 - b0))/$((f1 - f0))" "9/9" "the file adds 9 blocks and 9 block files"
-rm "$MNT/gone"
+rm "$D/gone"
 dirsync
 for _ in $(seq 1 50); do
 	[ "$(status_num blocks)" = "$b0" ] && [ "$(count_blocks)" = "$f0" ] && break

@@ -2,7 +2,8 @@
 # t0520-mount-helper.sh — the mount(8) helper form (mount.fuse.lakefs STATE
 # MNT -o OPTS), mount -t fuse.lakefs, an fstab line (through mount -T), and
 # SIGTERM/SIGINT to the daemon unmounting cleanly with the data persisted,
-# also while a writer is busy.
+# also while a writer is busy. The files live in a volume (MNT/t/files/v:
+# the mount root holds catalogs only), made at the first mount.
 . "$(dirname "$0")/../lib.sh"
 
 [ -e /dev/fuse ] || skip_all "no /dev/fuse"
@@ -58,8 +59,9 @@ else
 	ok $(mounted && echo 0 || echo 1) "the helper's mount is live when it returns"
 	ok 0 "# SKIP allow_other: not root and no user_allow_other in /etc/fuse.conf"
 fi
+D=$(lfs_volume "$MNT"); ok $? "make a volume through the helper's mount"
 head -c $((2 * 1024 * 1024 + 3)) /dev/urandom >"$T/data1"
-run_ok "write through the helper's mount" cp "$T/data1" "$MNT/data1"
+run_ok "write through the helper's mount" cp "$T/data1" "$D/data1"
 is "$(timeout 10 cat "$MNT/.lakefs/status" | sed -n 's/^ *"state_dir": *"\(.*\)",*$/\1/p')" \
 	"$STATE" "status names the state directory given to the helper"
 run_ok "fusermount3 -u unmounts it" unmount_with fusermount3 -u "$MNT"
@@ -70,7 +72,7 @@ ok $(mounted && echo 0 || echo 1) "mounted with rw,defaults,_netdev"
 case ,$(mount_opts), in *,_netdev,*|*,defaults,*) ok 1 "mount options are clean"
 	diag "mount options: $(mount_opts)" ;;
 *) ok 0 "mount options are clean" ;; esac
-is "$(md5 "$MNT/data1")" "$(md5sum <"$T/data1" | cut -d' ' -f1)" "data persists across helper mounts"
+is "$(md5 "$D/data1")" "$(md5sum <"$T/data1" | cut -d' ' -f1)" "data persists across helper mounts"
 run_ok "unmount" unmount_with fusermount3 -u "$MNT"
 
 # --- mount -t fuse.lakefs and an fstab line (root, mount(8), /sbin helper) ---
@@ -88,16 +90,16 @@ else
 		[ -z "$made_helper" ] && echo "# using the existing $HELPER -> $(readlink -f "$HELPER")"
 		run_ok "mount -t fuse.lakefs STATE MNT" timeout 60 mount -t fuse.lakefs "$STATE" "$MNT"
 		ok $(mounted && echo 0 || echo 1) "the mount -t mount is live"
-		is "$(md5 "$MNT/data1")" "$(md5sum <"$T/data1" | cut -d' ' -f1)" \
+		is "$(md5 "$D/data1")" "$(md5sum <"$T/data1" | cut -d' ' -f1)" \
 			"data reads back through mount -t"
-		echo "via mount -t" >"$MNT/via_t"
+		echo "via mount -t" >"$D/via_t"
 		run_ok "umount MNT unmounts it" unmount_with timeout 30 umount "$MNT"
 
 		printf '%s %s fuse.lakefs defaults 0 0\n' "$STATE" "$MNT" >"$T/fstab"
 		run_ok "mount -T FSTAB MNT with a fuse.lakefs line" \
 			timeout 60 mount -T "$T/fstab" "$MNT"
 		ok $(mounted && echo 0 || echo 1) "the fstab mount is live"
-		is "$(timeout 10 cat "$MNT/via_t")" "via mount -t" "data written via mount -t persisted"
+		is "$(timeout 10 cat "$D/via_t")" "via mount -t" "data written via mount -t persisted"
 		run_ok "umount the fstab mount" unmount_with timeout 30 umount "$MNT"
 	fi
 fi
@@ -106,8 +108,8 @@ fi
 for sig in TERM INT; do
 	lfs_mount "$MNT" "$STATE"; ok $? "mount for SIG$sig"
 	head -c $((3 * 1024 * 1024 + 11)) /dev/urandom >"$T/sig$sig"
-	cp "$T/sig$sig" "$MNT/sig$sig"          # closed, never fsynced
-	mkdir -p "$MNT/dir$sig/sub" && echo "$sig" >"$MNT/dir$sig/sub/small"
+	cp "$T/sig$sig" "$D/sig$sig"          # closed, never fsynced
+	mkdir -p "$D/dir$sig/sub" && echo "$sig" >"$D/dir$sig/sub/small"
 	pid=$(lfs_daemon_pid "$MNT")
 	kill -"$sig" "$pid"
 	for _ in $(seq 1 300); do
@@ -118,21 +120,21 @@ for sig in TERM INT; do
 	ok $(mounted && echo 1 || echo 0) "SIG$sig: the mount is gone (not left dead)"
 	mounted && { fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null; }
 	lfs_mount "$MNT" "$STATE"; ok $? "SIG$sig: remount"
-	is "$(md5 "$MNT/sig$sig")" "$(md5sum <"$T/sig$sig" | cut -d' ' -f1)" \
+	is "$(md5 "$D/sig$sig")" "$(md5sum <"$T/sig$sig" | cut -d' ' -f1)" \
 		"SIG$sig: a file written before the signal is persisted"
-	is "$(timeout 10 cat "$MNT/dir$sig/sub/small")" "$sig" "SIG$sig: a new directory tree is persisted"
-	is "$(md5 "$MNT/data1")" "$(md5sum <"$T/data1" | cut -d' ' -f1)" "SIG$sig: older data intact"
+	is "$(timeout 10 cat "$D/dir$sig/sub/small")" "$sig" "SIG$sig: a new directory tree is persisted"
+	is "$(md5 "$D/data1")" "$(md5sum <"$T/data1" | cut -d' ' -f1)" "SIG$sig: older data intact"
 	run_ok "SIG$sig: unmount" lfs_umount "$MNT"
 done
 
 # --- SIGTERM while a writer is busy: bounded exit, what dd got is kept ---
 lfs_mount "$MNT" "$STATE"; ok $? "mount for SIGTERM during a write"
 head -c $((300 * 1024 * 1024)) /dev/urandom >"$T/busy"
-( timeout 120 dd if="$T/busy" of="$MNT/busy" bs=1M status=none 2>"$T/busy.err"
+( timeout 120 dd if="$T/busy" of="$D/busy" bs=1M status=none 2>"$T/busy.err"
   echo $? >"$T/busy.rc" ) &
 wpid=$!
 for _ in $(seq 1 100); do   # until dd has written something (bounded)
-	[ -s "$MNT/busy" ] && break
+	[ -s "$D/busy" ] && break
 	sleep 0.05
 done
 pid=$(lfs_daemon_pid "$MNT")
@@ -149,14 +151,14 @@ rc=$(cat "$T/busy.rc" 2>/dev/null)
 echo "# dd exit ${rc:-?}: $(tr '\n' ' ' <"$T/busy.err" 2>/dev/null)"
 lfs_mount "$MNT" "$STATE"; ok $? "SIGTERM during a write: remount"
 if [ "$rc" = 0 ]; then
-	is "$(md5 "$MNT/busy")" "$(md5sum <"$T/busy" | cut -d' ' -f1)" \
+	is "$(md5 "$D/busy")" "$(md5sum <"$T/busy" | cut -d' ' -f1)" \
 		"dd succeeded, so the file is complete after remount"
 else
-	size=$(stat -c %s "$MNT/busy" 2>/dev/null || echo 0)
-	is "$(timeout 60 md5sum <"$MNT/busy" 2>/dev/null | cut -d' ' -f1)" \
+	size=$(stat -c %s "$D/busy" 2>/dev/null || echo 0)
+	is "$(timeout 60 md5sum <"$D/busy" 2>/dev/null | cut -d' ' -f1)" \
 		"$(head -c "$size" "$T/busy" | md5sum | cut -d' ' -f1)" \
 		"dd failed, so the file is a prefix of what it wrote ($size bytes)"
 fi
-is "$(md5 "$MNT/data1")" "$(md5sum <"$T/data1" | cut -d' ' -f1)" "older data intact"
+is "$(md5 "$D/data1")" "$(md5sum <"$T/data1" | cut -d' ' -f1)" "older data intact"
 run_ok "unmount" lfs_umount "$MNT"
 done_testing

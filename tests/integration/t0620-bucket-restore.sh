@@ -17,6 +17,9 @@
 #     after such a restore: the kill lands before the uploads.)
 #  3. Journal continuity: write, delete and rename on the restored
 #     filesystem, sync, restore again into another state: old and new.
+# The files live in a volume ($V = t/files/v: the mount root holds catalogs
+# only); the manifests cover the whole mount, the catalog's directories
+# included, so the namespace must come back from the bucket too.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../s3lib.sh"
 
@@ -71,6 +74,8 @@ lfs_mount "$MNT" "$STATE" --store "s3://$S3_BUCKET/tree" --endpoint "$S3_ENDPOIN
 ok $? "mount a fresh state mirrored to s3://$S3_BUCKET/tree"
 is "$(status_num "$MNT" block_size)" 4194304 \
 	"a filesystem created with a bucket has 4 MiB blocks by default"
+D=$(lfs_volume "$MNT"); ok $? "make a volume"
+V=${D#"$MNT"/}
 
 build_tree() {
 	set -e
@@ -134,8 +139,8 @@ EOF
 	touch -d '2005-05-05 05:05:05' sub/deeper sub private small/d01
 }
 run_ok "write the tree (432 small files, big files, links, modes, xattrs, times, a CSV)" \
-	timeout 180 bash -c "$(declare -f build_tree); MiB=$MiB build_tree '$MNT' $SEED"
-n_small=$(find "$MNT/tree/small" -type f | wc -l)
+	timeout 180 bash -c "$(declare -f build_tree); MiB=$MiB build_tree '$MNT/$V' $SEED"
+n_small=$(find "$MNT/$V/tree/small" -type f | wc -l)
 is "$n_small" 432 "432 small files in nested dirs"
 
 manifest_meta "$MNT" "$T/meta.before"
@@ -178,10 +183,10 @@ manifest_data "$MNT2" "$T/data.after"
 same "$T/data.before" "$T/data.after" "every file's sha256 matches"
 fb=$(status_num "$MNT2" fetched_blocks)
 ok $(ge "$fb" 60) "after reading: fetched_blocks $fb > 0"
-is "$(stat -c %i "$MNT2/tree/hard1" "$MNT2/tree/hard2" "$MNT2/tree/sub/hard3" | sort -u | wc -l)" 1 \
+is "$(stat -c %i "$MNT2/$V/tree/hard1" "$MNT2/$V/tree/hard2" "$MNT2/$V/tree/sub/hard3" | sort -u | wc -l)" 1 \
 	"hard links still share one inode"
-echo more >>"$MNT2/tree/hard2"
-is "$(timeout 10 tail -1 "$MNT2/tree/sub/hard3")" more "a write through one hard link shows in another"
+echo more >>"$MNT2/$V/tree/hard2"
+is "$(timeout 10 tail -1 "$MNT2/$V/tree/sub/hard3")" more "a write through one hard link shows in another"
 is "$(status_num "$MNT2" fetch_errors)" 0 "fetch_errors 0"
 lfs_umount "$MNT2"
 mkdir -p "$T/mnt-other"
@@ -194,13 +199,13 @@ case $out in *"s3://$S3_BUCKET/tree"*) ok 0 "the message names the state's own b
 lfs_mount "$MNT2" "$T/state2"; ok $? "remount the restored state"
 
 # ============================================ 3. journal continuity (on MNT2)
-mkdir -p "$MNT2/tree/new/dir"
-head -c $((3 * MiB + 5)) /dev/urandom >"$MNT2/tree/new/dir/after_restore"
-echo "second life" >"$MNT2/tree/new/note"
-rm -f "$MNT2/tree/big/twenty" "$MNT2/tree/small/d00/s0/f000.bin"
-mv "$MNT2/tree/data.csv" "$MNT2/tree/new/data_moved.csv"
-setfattr -n user.later -v yes "$MNT2/tree/new/note"
-chmod 0604 "$MNT2/tree/new/note"
+mkdir -p "$MNT2/$V/tree/new/dir"
+head -c $((3 * MiB + 5)) /dev/urandom >"$MNT2/$V/tree/new/dir/after_restore"
+echo "second life" >"$MNT2/$V/tree/new/note"
+rm -f "$MNT2/$V/tree/big/twenty" "$MNT2/$V/tree/small/d00/s0/f000.bin"
+mv "$MNT2/$V/tree/data.csv" "$MNT2/$V/tree/new/data_moved.csv"
+setfattr -n user.later -v yes "$MNT2/$V/tree/new/note"
+chmod 0604 "$MNT2/$V/tree/new/note"
 manifest_meta "$MNT2" "$T/meta.before3"
 manifest_data "$MNT2" "$T/data.before3"
 grep -q 'after_restore' "$T/data.before3" && ! grep -q 'big/twenty' "$T/data.before3"
@@ -216,8 +221,8 @@ manifest_meta "$MNT3" "$T/meta.after3"
 manifest_data "$MNT3" "$T/data.after3"
 same "$T/meta.before3" "$T/meta.after3" "journal continuity: metadata of old and new files match"
 same "$T/data.before3" "$T/data.after3" "journal continuity: contents of old and new files match"
-ok $([ -e "$MNT3/tree/big/twenty" ] && echo 1 || echo 0) "a file deleted after the first restore stays deleted"
-ok $([ -e "$MNT3/tree/big/thirtythree" ] && [ -e "$MNT3/tree/new/data_moved.csv" ] && echo 0 || echo 1) \
+ok $([ -e "$MNT3/$V/tree/big/twenty" ] && echo 1 || echo 0) "a file deleted after the first restore stays deleted"
+ok $([ -e "$MNT3/$V/tree/big/thirtythree" ] && [ -e "$MNT3/$V/tree/new/data_moved.csv" ] && echo 0 || echo 1) \
 	"old files and the renamed CSV are there"
 run_ok "unmount" lfs_umount "$MNT3"
 
@@ -228,8 +233,9 @@ sum300=$(sha256sum <"$T/r300" | cut -d' ' -f1)
 lfs_mount "$MNT16" "$T/state16" --block-size 16M --store "s3://$S3_BUCKET/big16" \
 	--endpoint "$S3_ENDPOINT" -o multipart_threshold=8M,part_size=5M
 ok $? "mount a 16 MiB-block filesystem on s3://$S3_BUCKET/big16 (multipart_threshold=8M, part_size=5M)"
+run_ok "make a volume" lfs_volume "$MNT16"
 req0=$(status_num "$MNT16" s3_requests)
-run_ok "write a 300 MiB random file" timeout 120 dd if="$T/r300" of="$MNT16/r300" bs=4M conv=fsync status=none
+run_ok "write a 300 MiB random file" timeout 120 dd if="$T/r300" of="$MNT16/$V/r300" bs=4M conv=fsync status=none
 out=$(timeout 150 "$BIN/lakefs" sync "$MNT16" --timeout 120 2>&1)
 ok $? "lakefs sync: $out"
 req1=$(status_num "$MNT16" s3_requests)
@@ -248,7 +254,7 @@ run_ok "unmount" lfs_umount "$MNT16"
 out=$(restore big16 "$T/state16r" 2>&1)
 ok $? "restore the 16 MiB-block filesystem: $out"
 lfs_mount "$MNT16" "$T/state16r"; ok $? "mount it"
-is "$(timeout 120 sha256sum <"$MNT16/r300" | cut -d' ' -f1)" "$sum300" "the 300 MiB file reads back intact"
+is "$(timeout 120 sha256sum <"$MNT16/$V/r300" | cut -d' ' -f1)" "$sum300" "the 300 MiB file reads back intact"
 is "$(status_num "$MNT16" fetched_blocks)" 19 "by fetching its 19 blocks"
 run_ok "unmount" lfs_umount "$MNT16"
 rm -f "$T/r300"
@@ -261,9 +267,10 @@ lfs_mount "$MNTR" "$T/stater" --store "s3://$S3_BUCKET/remote" --endpoint "$S3_E
 	-o durability=remote
 ok $? "mount with -o durability=remote"
 grep -q '"durability": "remote"' "$MNTR/.lakefs/status"; ok $? "status says durability remote"
-mkdir -p "$MNTR/d"
+run_ok "make a volume" lfs_volume "$MNTR"
+mkdir -p "$MNTR/$V/d"
 run_ok "write a 64 MiB file with dd conv=fsync" \
-	timeout 60 dd if="$T/rem" of="$MNTR/d/fsynced" bs=1M conv=fsync status=none
+	timeout 60 dd if="$T/rem" of="$MNTR/$V/d/fsynced" bs=1M conv=fsync status=none
 dpid=$(lfs_daemon_pid "$MNTR")
 kill -9 "$dpid"
 for _ in $(seq 1 100); do pid_alive "$dpid" || break; sleep 0.1; done
@@ -274,8 +281,8 @@ rm -rf "$T/stater"
 out=$(restore remote "$T/stater2" 2>&1)
 ok $? "restore from the bucket alone: $out"
 lfs_mount "$MNTR" "$T/stater2"; ok $? "mount the restored state"
-is "$(stat -c %s "$MNTR/d/fsynced" 2>&1)" $((64 * MiB + 99)) "the fsynced file is there with its size"
-is "$(timeout 60 sha256sum <"$MNTR/d/fsynced" | cut -d' ' -f1)" "$sumr" "and its content"
+is "$(stat -c %s "$MNTR/$V/d/fsynced" 2>&1)" $((64 * MiB + 99)) "the fsynced file is there with its size"
+is "$(timeout 60 sha256sum <"$MNTR/$V/d/fsynced" | cut -d' ' -f1)" "$sumr" "and its content"
 run_ok "unmount" lfs_umount "$MNTR"
 
 ok $(grep -q "$T" /proc/mounts && echo 1 || echo 0) "nothing of this test is mounted"

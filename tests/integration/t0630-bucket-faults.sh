@@ -23,6 +23,9 @@
 #     within the cap (plus pending uploads and a block) while writing, is
 #     at most the cap after sync, blocks are evicted and read back from
 #     the bucket intact; a corrupt object behind an evicted block gives EIO.
+# The files live in a volume ($V = t/files/v: the mount root holds catalogs
+# only), made by lfs_volume after each fresh mount; the sums cover the whole
+# mount, so a restore must bring the namespace back too.
 # Replay the fault proxy's decisions with LFS_SEED=<seed> (printed).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../s3lib.sh"
@@ -30,6 +33,7 @@
 [ -e /dev/fuse ] || skip_all "no /dev/fuse"
 need_cmd fusermount3 sha256sum python3 find
 FP=${LFS_FAULTPROXY:-$TBIN/tools/faultproxy}
+V=t/files/v	# the volume lfs_volume makes, relative to the mount
 
 MiB=$((1024 * 1024))
 SEED=${LFS_SEED:-$(( ($(date +%s) ^ $$) % 1000000 ))}
@@ -122,12 +126,13 @@ head -c $((200 * MiB)) /dev/urandom >"$T/r200"
 lfs_mount "$M1" "$T/s1" --store "s3://$S3_BUCKET/crash" --endpoint "$S3_ENDPOINT" \
 	-o upload_threads=1
 ok $? "crash: mount (upload_threads=1)"
+run_ok "crash: make a volume" lfs_volume "$M1"
 run_ok "crash: write 200 MiB and fsync" \
-	timeout 120 dd if="$T/r200" of="$M1/big" bs=1M conv=fsync status=none
+	timeout 120 dd if="$T/r200" of="$M1/$V/big" bs=1M conv=fsync status=none
 pend=$(status_num "$M1" upload_pending_blocks)
 run_ok "crash: kill -9 the daemon at once, unmount the dead mount" kill9 "$M1"
 ok $(ge "$pend" 1) "crash: uploads were pending at the kill (upload_pending_blocks $pend)"
-sha256sum <"$T/r200" | sed 's|-$|./big|' >"$T/crash.sums"
+sha256sum <"$T/r200" | sed "s|-\$|./$V/big|" >"$T/crash.sums"
 lfs_mount "$M1" "$T/s1"; ok $? "crash: remount the same state (--state only)"
 out=$(timeout 150 "$BIN/lakefs" sync "$M1" --timeout 120 2>&1)
 ok $? "crash: lakefs sync --timeout 120 completes: $out"
@@ -141,19 +146,21 @@ check_restore crash crash "$T/crash.sums"
 M2=$T/m2
 lfs_mount "$M2" "$T/s2" --store "s3://$S3_BUCKET/down" --endpoint "$S3_ENDPOINT"
 ok $? "down: mount"
+run_ok "down: make a volume" lfs_volume "$M2"
 # the application: 200 MiB in 20 chunks of 10 MiB over a few seconds
 writer() {
 	for i in $(seq 0 19); do
-		dd if="$T/r200" of="$M2/big" bs=1M count=10 skip=$((i * 10)) seek=$((i * 10)) \
+		dd if="$T/r200" of="$M2/$V/big" bs=1M count=10 skip=$((i * 10)) seek=$((i * 10)) \
 			conv=notrunc status=none || exit 1
 		sleep 0.3
 	done
-	dd if=/dev/null of="$M2/big" conv=notrunc,fsync status=none || exit 1
+	dd if=/dev/null of="$M2/$V/big" conv=notrunc,fsync status=none || exit 1
 }
 M2R=$T/m2r
 lfs_mount "$M2R" "$T/s2r" --store "s3://$S3_BUCKET/rtimeout" --endpoint "$S3_ENDPOINT" \
 	-o durability=remote,remote_timeout=3
 ok $? "down: a second mount with durability=remote,remote_timeout=3"
+run_ok "down: make a volume on it" lfs_volume "$M2R"
 s3_pause
 ( writer ) >"$T/writer.out" 2>&1 &
 wpid=$!
@@ -184,7 +191,7 @@ out=$(timeout 60 "$BIN/lakefs" sync "$M2" --timeout 2 --quiet 2>&1)
 rc=$?
 is "$rc" 1 "down: lakefs sync --timeout 2 exits 1 while the bucket is down ($(($(date +%s) - t0)) s): $out"
 t0=$(date +%s)
-err=$(timeout 60 dd if=/dev/urandom of="$M2R/f" bs=1M count=2 conv=fsync status=none 2>&1)
+err=$(timeout 60 dd if=/dev/urandom of="$M2R/$V/f" bs=1M count=2 conv=fsync status=none 2>&1)
 rc=$?; el=$(($(date +%s) - t0))
 ok $([ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$el" -ge 2 ] && [ "$el" -le 30 ] && echo 0 || echo 1) \
 	"down: durability=remote,remote_timeout=3: fsync fails after about 3 s (exit $rc, $el s)"
@@ -197,7 +204,7 @@ run_ok "down: unmount the remote-durability mount" lfs_umount "$M2R"
 out=$(timeout 200 "$BIN/lakefs" sync "$M2" --timeout 180 2>&1)
 ok $? "down: lakefs sync --timeout 180 completes: $out"
 is "$(status_num "$M2" upload_pending_blocks)" 0 "down: nothing pending after sync"
-sha256sum <"$T/r200" | sed 's|-$|./big|' >"$T/down.sums"
+sha256sum <"$T/r200" | sed "s|-\$|./$V/big|" >"$T/down.sums"
 run_ok "down: unmount" lfs_umount "$M2"
 check_restore down down "$T/down.sums"
 rm -f "$T/r200"
@@ -217,6 +224,7 @@ if [ -x "$FP" ]; then
 	lfs_mount "$M3" "$T/s3" --store "s3://$S3_BUCKET/flaky" \
 		--endpoint "http://127.0.0.1:$FP_PORT" 2>"$T/flaky.mount.err"
 	ok $? "flaky: mount through the proxy"
+	run_ok "flaky: make a volume" lfs_volume "$M3"
 	[ -s "$T/flaky.mount.err" ] && diag "$(grep -v '^lakefs: snapshot' "$T/flaky.mount.err")"
 	mixed_tree() {
 		set -e
@@ -242,7 +250,7 @@ EOF
 		rm big/r3
 	}
 	run_ok "flaky: write a mixed tree of ~100 MiB: no application error" \
-		timeout 180 bash -c "$(declare -f mixed_tree); MiB=$MiB mixed_tree '$M3' $SEED"
+		timeout 180 bash -c "$(declare -f mixed_tree); MiB=$MiB mixed_tree '$M3/$V' $SEED"
 	sums "$M3" "$T/flaky.sums"
 	out=$(timeout 200 "$BIN/lakefs" sync "$M3" --timeout 180 2>&1)
 	ok $? "flaky: lakefs sync completes: $out"
@@ -268,10 +276,11 @@ head -c $((3 * MiB)) /dev/urandom >"$T/victim"
 head -c $((2 * MiB + 5)) /dev/urandom >"$T/other"
 lfs_mount "$M4" "$T/s4" --block-size 1M --store "s3://$S3_BUCKET/corrupt" --endpoint "$S3_ENDPOINT"
 ok $? "corrupt: mount"
-cp "$T/victim" "$M4/victim"
+run_ok "corrupt: make a volume" lfs_volume "$M4"
+cp "$T/victim" "$M4/$V/victim"
 timeout 60 "$BIN/lakefs" sync "$M4" --timeout 50 --quiet >/dev/null
 ls "$BD" | sed -n 's/\._S3rver_object$//p' | sort >"$T/blocks.victim"
-cp "$T/other" "$M4/other"
+cp "$T/other" "$M4/$V/other"
 timeout 60 "$BIN/lakefs" sync "$M4" --timeout 50 --quiet >/dev/null
 ok $? "corrupt: two files written and synced"
 ls "$BD" | sed -n 's/\._S3rver_object$//p' | sort >"$T/blocks.all"
@@ -297,7 +306,7 @@ out=$(restore corrupt "$T/s4r" 2>&1)
 ok $? "corrupt: restore into a new state: $out"
 lfs_mount_fg "$M4" "$T/s4r" "$T/corrupt.log"
 ok $? "corrupt: mount the restored state in the foreground (log to a file)"
-err=$(timeout 60 cat "$M4/victim" 2>&1 >/dev/null)
+err=$(timeout 60 cat "$M4/$V/victim" 2>&1 >/dev/null)
 rc=$?
 ok $([ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && echo 0 || echo 1) "corrupt: reading the victim fails (cat exit $rc)"
 case $err in *"Input/output error"*) ok 0 "corrupt: with EIO ($err)" ;;
@@ -306,11 +315,11 @@ for _ in $(seq 1 20); do grep -q "$HEX" "$T/corrupt.log" && break; sleep 0.1; do
 line=$(grep "block $HEX.*corrupt" "$T/corrupt.log" | head -1)
 ok $([ -n "$line" ] && echo 0 || echo 1) "corrupt: the daemon log names the block: $line"
 [ -n "$line" ] || diag "$(tail -5 "$T/corrupt.log")"
-is "$(timeout 60 dd if="$M4/victim" bs=1M count=1 status=none | sha256sum)" \
+is "$(timeout 60 dd if="$M4/$V/victim" bs=1M count=1 status=none | sha256sum)" \
 	"$(head -c $MiB "$T/victim" | sha256sum)" "corrupt: the victim's first MiB (a sound block) reads"
-is "$(timeout 60 dd if="$M4/victim" bs=1M skip=2 status=none | sha256sum)" \
+is "$(timeout 60 dd if="$M4/$V/victim" bs=1M skip=2 status=none | sha256sum)" \
 	"$(tail -c $MiB "$T/victim" | sha256sum)" "corrupt: the victim's last MiB (a sound block) reads"
-is "$(timeout 60 sha256sum <"$M4/other")" "$(sha256sum <"$T/other")" "corrupt: the other file reads fine"
+is "$(timeout 60 sha256sum <"$M4/$V/other")" "$(sha256sum <"$T/other")" "corrupt: the other file reads fine"
 fe=$(status_num "$M4" fetch_errors)
 ok $(ge "$fe" 1) "corrupt: fetch_errors $fe > 0"
 out=$(timeout 120 "$BIN/lakefs" verify "$M4" --deep 2>&1)
@@ -322,7 +331,7 @@ is "$(echo "$out" | tail -1)" "checked 6 blocks (deep): 0 missing, 1 corrupt, 0 
 out=$(timeout 120 "$BIN/lakefs" verify "$M4" 2>&1)
 rc=$?
 is "$rc" 0 "corrupt: plain lakefs verify exits 0 (the object is there): $(echo "$out" | tail -1)"
-err=$(timeout 60 cat "$M4/victim" 2>&1 >/dev/null); rc=$?
+err=$(timeout 60 cat "$M4/$V/victim" 2>&1 >/dev/null); rc=$?
 ok $([ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && echo 0 || echo 1) "corrupt: a second read fails too (nothing bad was kept)"
 run_ok "corrupt: unmount" lfs_umount "$M4"
 
@@ -361,10 +370,11 @@ for i in 1 2 3 4 5 6; do head -c $((32 * MiB)) /dev/urandom >"$T/c$i"; done
 lfs_mount "$M6" "$T/s6" --block-size 1M --store "s3://$S3_BUCKET/cap" --endpoint "$S3_ENDPOINT" \
 	-o cache_size=64M
 ok $? "cap: mount with cache_size=64M"
+run_ok "cap: make a volume" lfs_volume "$M6"
 is "$(status_num "$M6" local_cap_bytes)" "$CAP" "cap: local_cap_bytes is 64 MiB"
 (
 	for i in 1 2 3 4 5 6; do
-		dd if="$T/c$i" of="$M6/c$i" bs=1M conv=fsync status=none || exit 1
+		dd if="$T/c$i" of="$M6/$V/c$i" bs=1M conv=fsync status=none || exit 1
 	done
 ) >"$T/capw.out" 2>&1 &
 wpid=$!
@@ -396,7 +406,7 @@ ok $(ge "$ev" 1) "cap: evicted_blocks $ev > 0"
 f0=$(status_num "$M6" fetched_blocks)
 sync
 echo 3 >/proc/sys/vm/drop_caches
-( cd "$M6" && timeout 120 sha256sum c1 c2 c3 c4 c5 c6 ) >"$T/cap.read" 2>&1
+( cd "$M6/$V" && timeout 120 sha256sum c1 c2 c3 c4 c5 c6 ) >"$T/cap.read" 2>&1
 same "$T/cap.sums" "$T/cap.read" "cap: after drop_caches every file reads back intact"
 f1=$(status_num "$M6" fetched_blocks)
 ok $([ -n "$f1" ] && [ "$f1" -gt "${f0:-0}" ] && echo 0 || echo 1) "cap: blocks were fetched from the bucket (fetched_blocks ${f0} -> $f1)"
@@ -415,10 +425,10 @@ else
 fi
 sync
 echo 3 >/proc/sys/vm/drop_caches
-err=$(timeout 60 dd if="$M6/c1" bs=1M count=1 status=none 2>&1 >/dev/null); rc=$?
+err=$(timeout 60 dd if="$M6/$V/c1" bs=1M count=1 status=none 2>&1 >/dev/null); rc=$?
 ok $([ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && echo 0 || echo 1) \
 	"cap: reading an evicted block that is corrupt in the bucket fails (exit $rc: $err)"
-is "$(timeout 60 dd if="$M6/c1" bs=1M skip=1 status=none | sha256sum)" \
+is "$(timeout 60 dd if="$M6/$V/c1" bs=1M skip=1 status=none | sha256sum)" \
 	"$(tail -c +$((MiB + 1)) "$T/c1" | sha256sum)" "cap: the rest of c1 still reads"
 run_ok "cap: unmount" lfs_umount "$M6"
 
@@ -437,7 +447,7 @@ case $out in *"does not answer"*) ok 0 "down at mount: that says the bucket does
 ok $([ $(( $(date +%s) - t0 )) -le 30 ] && echo 0 || echo 1) "down at mount: within 30 s"
 head -c $((20 * MiB)) /dev/urandom >"$T/r20"
 run_ok "down at mount: write 20 MiB and fsync" \
-	timeout 60 dd if="$T/r20" of="$M7/late" bs=1M conv=fsync status=none
+	timeout 60 dd if="$T/r20" of="$M7/$V/late" bs=1M conv=fsync status=none
 ok $(ge "$(status_num "$M7" upload_pending_blocks)" 1) "down at mount: uploads wait"
 timeout 30 "$BIN/lakefs" sync "$M7" --quiet --timeout 2 2>/dev/null
 ok $([ $? -eq 1 ] && echo 0 || echo 1) "down at mount: lakefs sync --timeout 2 fails while it is down"

@@ -69,16 +69,20 @@ M=$T/m
 lfs_mount "$M" "$T/s" --block-size 64K --store "s3://$S3_BUCKET/snap" \
 	--endpoint "$S3_ENDPOINT" -o snapshot_records=40
 ok $? "mount with snapshot_records=40"
+# the files live in a volume (the mount root holds catalogs only); the
+# manifests cover the whole mount, the catalog's directories included
+D=$(lfs_volume "$M"); ok $? "make a volume"
+V=${D#"$M"/}
 fail=0
 for r in $(seq 1 8); do
-	mkdir -p "$M/r$r" || fail=1
+	mkdir -p "$M/$V/r$r" || fail=1
 	for i in $(seq 1 12); do
-		printf 'round %d file %d\n' "$r" "$i" >"$M/r$r/f$i" || fail=1
+		printf 'round %d file %d\n' "$r" "$i" >"$M/$V/r$r/f$i" || fail=1
 	done
-	head -c $((100 * 1024)) /dev/urandom >"$M/r$r/big" || fail=1
-	setfattr -n user.round -v "$r" "$M/r$r/f1" || fail=1
-	[ "$r" -gt 1 ] && { mv "$M/r$((r - 1))/f2" "$M/r$r/moved" || fail=1; }
-	[ "$r" -gt 2 ] && { rm -f "$M/r$((r - 2))/f3" || fail=1; }
+	head -c $((100 * 1024)) /dev/urandom >"$M/$V/r$r/big" || fail=1
+	setfattr -n user.round -v "$r" "$M/$V/r$r/f1" || fail=1
+	[ "$r" -gt 1 ] && { mv "$M/$V/r$((r - 1))/f2" "$M/$V/r$r/moved" || fail=1; }
+	[ "$r" -gt 2 ] && { rm -f "$M/$V/r$((r - 2))/f3" || fail=1; }
 	timeout 60 "$BIN/lakefs" sync "$M" --quiet --timeout 50 || fail=1
 	sleep 0.3	# the snapshot that a round triggers goes up after the sync
 done
@@ -138,7 +142,8 @@ run_ok "lakefs verify passes on it" timeout 60 "$BIN/lakefs" verify "$T/mr3"
 # ===================================================== 5. going on from there
 # The bucket still holds the lost records' snapshot and segments; the new
 # history must not mix with them.
-echo "written after the partial restore" >"$T/mr3/after-fork"
+lfs_volume "$T/mr3" >/dev/null &&
+	echo "written after the partial restore" >"$T/mr3/$V/after-fork"
 timeout 60 "$BIN/lakefs" sync "$T/mr3" --quiet --timeout 50; ok $? "write on it and sync"
 manifest "$T/mr3" "$T/want3"
 lfs_umount "$T/mr3"
@@ -158,7 +163,7 @@ ok $([ $? -ne 0 ] && echo 0 || echo 1) "a new state is refused by a bucket that 
 case $out in *"another lakefs filesystem"*) ok 0 "and says so";; *) ok 1 "and says so"; diag "$out";; esac
 lfs_mount "$T/m6" "$T/s6"; ok $? "the state mounts without a bucket"
 head -c $((3 * 1024 * 1024)) /dev/urandom >"$T/alone"
-cp "$T/alone" "$T/m6/alone" && sync; ok $? "and takes 3 MiB"
+lfs_volume "$T/m6" >/dev/null && cp "$T/alone" "$T/m6/$V/alone" && sync; ok $? "and takes 3 MiB"
 lfs_umount "$T/m6"
 lfs_mount "$T/m6" "$T/s6" --store "s3://$S3_BUCKET/own" --endpoint "$S3_ENDPOINT" \
 	-o cache_size=64K
@@ -167,7 +172,7 @@ run_ok "lakefs sync" timeout 120 "$BIN/lakefs" sync "$T/m6" --quiet --timeout 10
 run_ok "lakefs verify: every block it wrote alone is in the bucket" \
 	timeout 60 "$BIN/lakefs" verify "$T/m6"
 sync; echo 3 >/proc/sys/vm/drop_caches
-run_ok "the file reads back whole" cmp "$T/alone" "$T/m6/alone"
+run_ok "the file reads back whole" cmp "$T/alone" "$T/m6/$V/alone"
 lfs_umount "$T/m6"
 
 done_testing

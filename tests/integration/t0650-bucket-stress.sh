@@ -8,6 +8,8 @@
 # (freeing blocks that may still be queued or being fetched), and reads
 # back what it wrote, checking every byte. Then: lakefs sync, lakefs verify
 # --deep, unmount, restore, and the restored tree matches the manifest.
+# The workers write in a volume (MNT/t/files/v: the mount root holds
+# catalogs only).
 # Run under SANITIZE=address (LFS_BIN=build-asan/bin) this is the race
 # test of sync/remote.c's table, queue, eviction and deferred deletion.
 . "$(dirname "$0")/../lib.sh"
@@ -27,6 +29,8 @@ M=$T/m
 lfs_mount "$M" "$T/s" --block-size 64K --store "s3://$S3_BUCKET/stress" \
 	--endpoint "$S3_ENDPOINT" -o cache_size=6M,cache_mem=2M
 ok $? "mount with a 6 MiB local cap, 64 KiB blocks and a 2 MiB block cache"
+# the workers write in a volume (the mount root holds catalogs only)
+D=$(lfs_volume "$M"); ok $? "make a volume"
 
 # a worker: python, seeded, bounded in time; exits non-zero on any mismatch
 cat >"$T/worker.py" <<'EOF'
@@ -80,7 +84,7 @@ EOF
 
 pids=""
 for w in 1 2 3 4; do
-	timeout $((SECS + 120)) python3 "$T/worker.py" "$M" "$w" "$SEED" "$SECS" >"$T/w$w.log" 2>&1 &
+	timeout $((SECS + 120)) python3 "$T/worker.py" "$D" "$w" "$SEED" "$SECS" >"$T/w$w.log" 2>&1 &
 	pids="$pids $!"
 done
 fail=0
