@@ -428,9 +428,10 @@ int lake_may_make(struct lake *l, uint64_t parent, const char *name, mode_t mode
 	return 0;
 }
 
+/* a directory whose entries are catalogs, schemas, tables or volumes */
 static int securable_level(const struct lk_class *c)
 {
-	return c->kind != LK_TREE;
+	return c->kind == LK_ROOT || c->kind == LK_CATALOG || c->kind == LK_SCHEMA;
 }
 
 int lake_may_remove(struct lake *l, uint64_t parent, const char *name, int isdir)
@@ -608,8 +609,7 @@ void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 	(void)c;
 	if (lk_class(l, parent, &pc) < 0)
 		return;
-	if (S_ISDIR(st->st_mode) && securable_level(&pc) && pc.kind != LK_TABLE &&
-	    pc.kind != LK_VOLUME) {
+	if (S_ISDIR(st->st_mode) && securable_level(&pc)) {
 		uint64_t ino = st->st_ino, sub;
 
 		switch (pc.kind) {
@@ -640,23 +640,21 @@ void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 				"plain directory)", name, strerror(-err));
 		return;
 	}
-	if (pc.layer == LY_BRONZE && pc.table) {
-		if (!S_ISDIR(st->st_mode)) {
-			pthread_mutex_lock(&l->lock);
-			map_put(l->files, st->st_ino, pc.table);
-			pthread_mutex_unlock(&l->lock);
-		}
-		if (S_ISREG(st->st_mode) && !lk_in_flight(name))
-			schedule_scan(l, pc.table, 0);
+	if (pc.table && !S_ISDIR(st->st_mode)) {
+		pthread_mutex_lock(&l->lock);
+		map_put(l->files, st->st_ino, pc.table);
+		pthread_mutex_unlock(&l->lock);
 	}
+	if (pc.layer == LY_BRONZE && pc.table && S_ISREG(st->st_mode) &&
+	    !lk_in_flight(name))
+		schedule_scan(l, pc.table, 0);
 }
 
 void lake_seen(struct lake *l, uint64_t parent, const struct stat *st)
 {
 	struct lk_class pc;
 
-	if (S_ISDIR(st->st_mode) || lk_class(l, parent, &pc) < 0 || !pc.table ||
-	    pc.layer == LY_VOLUME)
+	if (S_ISDIR(st->st_mode) || lk_class(l, parent, &pc) < 0 || !pc.table)
 		return;
 	pthread_mutex_lock(&l->lock);
 	map_put(l->files, st->st_ino, pc.table);
@@ -675,8 +673,10 @@ void lake_renamed(struct lake *l, uint64_t newparent, const char *newname)
 void lake_closed(struct lake *l, uint64_t ino, int wrote)
 {
 	uint64_t t;
+	struct lk_class c;
 
-	if (wrote && file_table(l, ino, &t))
+	if (wrote && file_table(l, ino, &t) && lk_class(l, t, &c) == 0 &&
+	    c.layer == LY_BRONZE)
 		schedule_scan(l, t, 0);
 }
 

@@ -56,7 +56,7 @@ struct lake {
 	pthread_mutex_t lock;	/* everything below; never held across vfs calls */
 	pthread_cond_t cond;	/* work for the scheduler or the workers */
 	pthread_cond_t idle;	/* a job finished */
-	struct lk_map *files;	/* bronze/silver file ino -> its table or volume */
+	struct lk_map *files;	/* file ino (below a table or volume) -> that table or volume */
 	struct lk_map *dirs;	/* dir ino -> packed lk_class (see lake.c) */
 	struct lk_map *scan_at;	/* bronze table ino -> monotonic ns of its next scan */
 	struct lk_map *busy;	/* bronze table ino -> 1 while a job runs on it */
