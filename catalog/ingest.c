@@ -138,6 +138,8 @@
 #define FLUSH_AT	(1u << 20)	/* bytes buffered per writer */
 #define RAW_CAP		4096u		/* raw excerpt in a quarantine line */
 #define SNIFF		65536u		/* start judged for format and binary */
+#define SPEC_MIN	(32u << 20)	/* batches this big infer from a sample */
+#define SPEC_SAMPLE	(4u << 20)	/* decompressed bytes in that sample */
 #define OLD_MAX		(64u << 20)	/* caps when re-reading silver's CSV */
 #define UPSERT_CACHE	"-8192"		/* KiB of SQLite page cache */
 #define BLOCK_BYTES	(1u << 20)	/* records per pipeline block */
@@ -415,6 +417,9 @@ struct run {
 	char **err;
 	int ret;		/* a callback's failure, or 1: batch quarantined */
 	int pass;
+	int spec;		/* types from a sample (see run_batch) */
+	int began;		/* begin() was called */
+	uint64_t fed;		/* bytes given to the parser in this pass */
 
 	struct src src;
 	int fmt;		/* IF_CSV or IF_JSON */
@@ -939,6 +944,8 @@ static int build_row(struct run *r, const struct cell *cl, size_t n)
 			ret = rescue(r, r->names[c->bcol], c);
 		else if (ret == -EINVAL && mode == LT_NONE)
 			ret = 0;
+		else if (ret == -EINVAL && r->spec)
+			return -EAGAIN;	/* the sample's types were too narrow */
 		else if (ret == -EINVAL) {
 			snprintf(r->why, sizeof(r->why), "value does not fit column "
 				 "'%.64s' (%s)", r->cols[t].name, lt_name(r->cols[t].type));
@@ -1972,6 +1979,7 @@ static int run_pass(struct run *r)
 	int ret;
 
 	r->ret = 0;
+	r->fed = 0;
 	if ((ret = src_rewind(&r->src)) < 0)
 		return ret;
 	if (r->fmt == IF_CSV) {
@@ -2001,8 +2009,11 @@ static int run_pass(struct run *r)
 			json_feed(r->jsonp, r->buf, (size_t)n);
 		if (ret)
 			break;
+		r->fed += (uint64_t)n;
+		if (r->spec && r->pass == P_INFER && r->fed >= SPEC_SAMPLE)
+			break;	/* the sample: a record cut by its end is not seen */
 	}
-	if (!ret)
+	if (!ret && !(r->spec && r->pass == P_INFER && r->fed >= SPEC_SAMPLE))
 		ret = r->fmt == IF_CSV ? csv_finish(r->csvp) : json_finish(r->jsonp);
 	if (ret == 1)
 		return r->ret;
@@ -2337,6 +2348,9 @@ static int run_batch(struct run *r, struct ingest_reader *in)
 	ret = run_pass(r);
 	if (ret == 0)
 		ret = make_names(r);
+	/* a sample decides only for a CSV with a header: its columns are fixed */
+	if (r->spec && (ret != 0 || r->fmt != IF_CSV || !r->nhdr || !r->nb))
+		return -EAGAIN;
 	if (r->fmt == IF_JSON && r->jsonp && json_form(r->jsonp) == JSON_FORM_LINES)
 		declared = IF_JSONL;
 	parser_free(r);
@@ -2368,6 +2382,8 @@ format:
 		      &r->ev) < 0)
 		return fail(r, -ENOMEM, "cannot evolve the schema for '%s'", src_name(r));
 	r->evolved = 1;
+	if (r->ev.reason && r->spec)
+		return -EAGAIN;		/* its figures need the whole batch */
 	if (r->ev.reason)
 		return quarantine_batch(r, "%s", r->ev.reason);
 	if ((ret = ocols_init(r)) < 0)
@@ -2387,6 +2403,7 @@ format:
 		return ret;
 
 	o->rewrite = needs_rewrite(old, &r->ev.schema, r->cur, c->nkey);
+	r->began = 1;
 	if (o->begin && (ret = o->begin(o->begin_arg, o->rewrite)) < 0)
 		return fail(r, ret, "cannot start writing the table for '%s': %s",
 			    src_name(r), strerror(-ret));
@@ -2483,6 +2500,31 @@ static int batch_quarantined(struct run *r)
 		      r->batch_exp, r->raw.p ? (const char *)r->raw.p : "", r->raw.n);
 }
 
+/*
+ * Inference from a sample. Pass 1 over a big batch costs as much as
+ * parsing it again; when the batch is a CSV with a header (its columns
+ * are fixed) under addNewColumns or failOnNewColumns, without a key or a
+ * fail expectation, pass 1 reads only its first SPEC_SAMPLE bytes. The
+ * result is the same as from the whole batch exactly when every later
+ * value fits the column evolved from the sample (a column's type is the
+ * widest of its values, so none wider exists); pass 2 checks each value
+ * anyway, and the first that does not fit, like any batch-level decision
+ * taken on the sample, ends the attempt (-EAGAIN): out->restart()
+ * discards what was written and the run starts over from the top with a
+ * full pass 1.
+ */
+static int may_speculate(const struct ingest_conf *c, const struct ingest_reader *src,
+			 const struct ingest_out *out)
+{
+	if (!out->restart || src->size < SPEC_MIN || c->nkey ||
+	    (c->mode != LT_ADD_NEW_COLUMNS && c->mode != LT_FAIL_ON_NEW_COLUMNS))
+		return 0;
+	for (size_t i = 0; i < c->nexpect; i++)
+		if (c->expect[i].action == IX_FAIL)
+			return 0;
+	return 1;
+}
+
 int ingest_run(const struct ingest_conf *c, struct ingest_reader *src,
 	       const struct ingest_table *cur, struct ingest_out *out,
 	       char **err)
@@ -2502,19 +2544,39 @@ int ingest_run(const struct ingest_conf *c, struct ingest_reader *src,
 	out->rows_quarantined = out->rows_deleted = out->rows_total = 0;
 	if (!c || !src || !src->pread)
 		return -EINVAL;
-	r = calloc(1, sizeof(*r));
-	if (!r || !(r->buf = malloc(CHUNK))) {
-		free(r);
-		return -ENOMEM;
+	for (int attempt = 0;; attempt++) {
+		r = calloc(1, sizeof(*r));
+		if (!r || !(r->buf = malloc(CHUNK))) {
+			free(r);
+			return -ENOMEM;
+		}
+		r->c = c;
+		r->cur = cur ? cur : &empty;
+		r->out = out;
+		r->err = err;
+		r->ocsv.w = &out->csv;
+		r->ojsonl.w = &out->jsonl;
+		r->oq.w = &out->quarantine;
+		r->spec = attempt == 0 && may_speculate(c, src, out);
+		ret = run_batch(r, src);
+		if (!r->spec || (ret != -EAGAIN && ret != 1))
+			break;
+		/* the sample misled: discard what was written, start over */
+		if (r->began && (ret = out->restart(out->begin_arg)) < 0) {
+			fail(r, ret, "cannot start '%s' over: %s", src_name(r),
+			     strerror(-ret));
+			break;
+		}
+		if (err) {
+			free(*err);
+			*err = NULL;
+		}
+		ingest_out_release(out);
+		out->rewrite = 0;
+		out->rows_read = out->rows_written = out->rows_dropped = 0;
+		out->rows_quarantined = out->rows_deleted = out->rows_total = 0;
+		run_release(r);
 	}
-	r->c = c;
-	r->cur = cur ? cur : &empty;
-	r->out = out;
-	r->err = err;
-	r->ocsv.w = &out->csv;
-	r->ojsonl.w = &out->jsonl;
-	r->oq.w = &out->quarantine;
-	ret = run_batch(r, src);
 	if (ret == 1)
 		ret = batch_quarantined(r);
 	if (ret == 0)

@@ -93,6 +93,12 @@ struct ingest_out {
 	 */
 	int (*begin)(void *arg, int rewrite);
 	void *begin_arg;
+	/*
+	 * Optional: discard every byte written to csv, jsonl and quarantine
+	 * since begin(); begin() is then called again. Given, it lets a big
+	 * batch infer its types from a sample (see ingest.c).
+	 */
+	int (*restart)(void *arg);
 	struct ingest_writer csv, jsonl;
 	/* JSON lines, one per rejected row or batch:
 	 * {"line":N,"reason":"...","expectation":"name"|null,"raw":"..."} */

@@ -372,6 +372,22 @@ static int run_begin(void *arg, int rewrite)
 	return err;
 }
 
+/* ingest's restart: the rows written so far go, new files take their place */
+static int run_restart(void *arg)
+{
+	struct run *r = arg;
+	int err;
+
+	of_close(&r->csv);
+	of_close(&r->jsonl);
+	of_close(&r->quar);
+	r->began = 0;
+	if ((err = of_open(r->l, &r->csv)) < 0 || (err = of_open(r->l, &r->jsonl)) < 0 ||
+	    (err = of_open(r->l, &r->quar)) < 0)
+		return err;
+	return 0;
+}
+
 static void iso_now(char *out, size_t cap)
 {
 	struct timespec ts;
@@ -581,6 +597,7 @@ enum lk_job_state promote_run(struct lake *l, struct lk_job *j)
 		goto out;
 	}
 	o.begin = run_begin;
+	o.restart = run_restart;
 	o.begin_arg = &r;
 	o.csv = (struct ingest_writer){ &r.csv, of_write };
 	o.jsonl = (struct ingest_writer){ &r.jsonl, of_write };
