@@ -1835,6 +1835,12 @@ void vfs_set_attr_notify(struct vfs *v, void (*fn)(void *arg, uint64_t ino),
 	v->attr_changed_arg = arg;
 }
 
+void vfs_notify_entry(struct vfs *v, uint64_t dir, const char *name)
+{
+	if (v->entry_changed)
+		v->entry_changed(v->entry_changed_arg, dir, name);
+}
+
 void vfs_set_entry_notify(struct vfs *v,
 			  void (*fn)(void *arg, uint64_t dir, const char *name),
 			  void *arg)

@@ -549,6 +549,7 @@ int lake_may_modify(struct lake *l, uint64_t ino)
 /* ---- making securables ---- */
 
 static void schedule_scan(struct lake *l, uint64_t table, uint64_t delay_ms);
+static void requiet(struct lake *l);
 
 static int make_sec(struct lake *l, uint64_t ino, uint64_t parent, enum lk_kind k,
 		    enum lk_layer y, uint64_t src, const char *name)
@@ -569,6 +570,7 @@ static int engine_dir(struct lake *l, uint64_t parent, const char *name,
 	if (err == 0) {
 		*ino = st.st_ino;
 		vfs_forget(l->v, st.st_ino, 1);
+		vfs_notify_entry(l->v, parent, name);	/* a cached "no such" */
 		return 0;
 	}
 	if (err == -EEXIST)
@@ -882,8 +884,8 @@ int lake_setxattr(struct lake *l, uint64_t ino, const char *name,
 	if (err < 0)
 		return err;
 	err = vfs_setxattr(l->v, ino, name - strlen(PROP_PREFIX), val, len, flags);
-	if (err == 0 && strcmp(name, "quiet_ms") == 0 && s.kind == LK_TABLE)
-		schedule_scan(l, ino, 0);
+	if (err == 0 && strcmp(name, "quiet_ms") == 0)
+		requiet(l);
 	return err;
 }
 
@@ -1300,6 +1302,31 @@ static void scan_table(struct lake *l, uint64_t table, int force)
 		schedule_scan(l, table, s.wait_ns / 1000000 + 1);
 }
 
+/* A quiet period changed: every pending scan is due again from now on
+ * (sooner or later); a table with no pending scan gets none. */
+static void requiet(struct lake *l)
+{
+	uint64_t *tables = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&l->lock);
+	if (l->scan_at->n && (tables = malloc(l->scan_at->n * sizeof(*tables))))
+		for (size_t i = 0; i < l->scan_at->nb; i++)
+			for (struct lk_ent *e = l->scan_at->b[i]; e; e = e->next)
+				tables[n++] = e->k;
+	pthread_mutex_unlock(&l->lock);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t at = mono_ns() + (uint64_t)prop_quiet(l, tables[i]) * 1000000ull;
+
+		pthread_mutex_lock(&l->lock);
+		if (map_get(l->scan_at, tables[i], NULL))
+			map_put(l->scan_at, tables[i], at);
+		pthread_cond_broadcast(&l->cond);
+		pthread_mutex_unlock(&l->lock);
+	}
+	free(tables);
+}
+
 static void schedule_scan(struct lake *l, uint64_t table, uint64_t delay_ms)
 {
 	uint64_t at, cur;
@@ -1468,8 +1495,10 @@ static int drop_tree(struct lake *l, uint64_t dir)
 		} else {
 			err = vfs_unlink(l->v, dir, e->name);
 		}
-		if (err == 0)
+		if (err == 0) {
+			vfs_notify_entry(l->v, dir, e->name);
 			lake_forget(l, e->ino);
+		}
 	}
 	for (size_t i = 0; i < sl.n; i++)
 		free(sl.e[i].name);
@@ -1594,6 +1623,7 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 				    name_in_parent(l, ss.parent, silver, sname, sizeof(sname)) == 0 &&
 				    (err = drop_tree(l, silver)) == 0 &&
 				    (err = vfs_rmdir(l->v, ss.parent, sname)) == 0) {
+					vfs_notify_entry(l->v, ss.parent, sname);
 					lk_key(key, sizeof(key), "sec", silver);
 					vfs_publish(l->v, NULL, 0, &kv, 1);
 				}
@@ -1640,6 +1670,11 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 	if ((err = name_in_parent(l, s.parent, j->table, name, sizeof(name))) < 0 ||
 	    (err = vfs_rmdir(l->v, s.parent, name)) < 0)
 		goto fail;
+	vfs_notify_entry(l->v, s.parent, name);
+	pthread_mutex_lock(&l->lock);
+	map_del(l->scan_at, j->table);	/* nothing left to wait for */
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
 	lk_key(key, sizeof(key), "sec", j->table);
 	vfs_publish(l->v, NULL, 0, &kv, 1);
 	lake_forget(l, j->table);

@@ -447,16 +447,18 @@ static int publish(struct run *r, struct ingest_out *o)
 	size_t nl = 0, nkv = 0;
 	uint64_t qdir = 0;
 	int quarantined = o->batch_reason != NULL, err;
+	/* an empty batch (no column, no row) writes no data: no new version */
+	int empty = !quarantined && !r->began;
 
 	if ((err = meta_lookup(l->m, r->t.silver, "_quarantine", &qdir, NULL, NULL)) < 0)
 		return err;
-	j->version = quarantined ? r->t.version : r->t.version + 1;
+	j->version = quarantined || empty ? r->t.version : r->t.version + 1;
 	j->rows_read = o->rows_read;
 	j->rows_written = o->rows_written;
 	j->rows_dropped = o->rows_dropped;
 	j->rows_quarantined = o->rows_quarantined;
 	j->rows_deleted = o->rows_deleted;
-	j->rows_total = quarantined ? r->t.rows : o->rows_total;
+	j->rows_total = quarantined || empty ? r->t.rows : o->rows_total;
 	if (quarantined) {
 		free(j->error);
 		j->error = strdup(o->batch_reason);
@@ -465,7 +467,7 @@ static int publish(struct run *r, struct ingest_out *o)
 	/* _history.jsonl: the old lines (shared blocks) and one more */
 	if (r->t.history && (err = of_clone(&r->hist, r->t.history)) < 0)
 		return err;
-	history_line(r, o, quarantined ? "quarantined" : "ok", &hist);
+	history_line(r, o, quarantined ? "quarantined" : empty ? "empty" : "ok", &hist);
 	if (hist.failed)
 		err = -ENOMEM;
 	if (err == 0)
@@ -477,7 +479,7 @@ static int publish(struct run *r, struct ingest_out *o)
 		return err;
 	links[nl++] = (struct vfs_link_req){ r->t.silver, "_history.jsonl", r->hist.ino };
 
-	if (o->rows_quarantined || quarantined) {
+	if (o->rows_quarantined || o->rows_dropped || quarantined) {
 		if ((err = of_finish(&r->quar)) < 0)
 			return err;
 		snprintf(qname, sizeof(qname), "%" PRIu64 ".jsonl", j->id);
@@ -492,7 +494,7 @@ static int publish(struct run *r, struct ingest_out *o)
 		snprintf(qfname, sizeof(qfname), "%" PRIu64 "-%.200s", j->id,
 			 base_name(j->path ? j->path : "batch"));
 		links[nl++] = (struct vfs_link_req){ qdir, qfname, r->qfile.ino };
-	} else {
+	} else if (!empty) {
 		if ((err = of_finish(&r->csv)) < 0 || (err = of_finish(&r->jsonl)) < 0)
 			return err;
 		lt_schema_to_json(&o->schema, &sch);
