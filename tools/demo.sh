@@ -9,16 +9,14 @@
 # run lands the same bytes.
 #
 # Each file is written under a temporary name starting with '.' and then
-# renamed onto its final name: the way a careful tool lands a file, and the
-# convention by which later releases tell finished files from files in
-# flight.
+# renamed onto its final name: the way a careful tool lands a file, and how
+# lakefs tells finished files from files in flight.
 #
-# The mount root holds catalogs only: for now the samples land in a volume,
-# MNT/demo/files/docs/ (catalog demo, which comes with its schemas bronze,
-# silver and gold; volume schema files; volume docs), below which the tree is
-# plain POSIX. Later the demo will land them in the catalog's bronze schema
-# (MNT/demo/bronze/orders/, ...) and go on to show the silver tables promoted
-# from them and a gold table defined by SQL over silver.
+# The samples land in the bronze tables of the catalog sales (which comes
+# with its schemas bronze, silver and gold): sales/bronze/orders/ (CSV),
+# sales/bronze/btc_prices/ (JSON lines) and sales/bronze/quotes/ (CSV).
+# lakefs promotes each to a typed silver table, sales/silver/TABLE/; the
+# demo waits for that (lakefs wait) and shows the results.
 set -eu
 
 if [ $# -ne 3 ]; then
@@ -67,23 +65,23 @@ else
 		die "lakefs-mount failed (see the message above)"
 fi
 
-vol=demo/files/docs	# the volume the samples land in, under MNT
-
-# land NAME: write stdin to MNT/VOL/.NAME.tmp, then rename it to NAME.
+# land TABLE NAME: write stdin to MNT/sales/bronze/TABLE/.NAME.tmp, then
+# rename it to NAME (making the table first).
 land() {
-	if [ -s "$mnt/$vol/$1" ]; then
-		echo "demo: $vol/$1 is already there"
+	dir=sales/bronze/$1
+	mkdir -p "$mnt/$dir" || die "cannot make the table $mnt/$dir"
+	if [ -s "$mnt/$dir/$2" ]; then
+		echo "demo: $dir/$2 is already there"
 		cat >/dev/null
 		return 0
 	fi
-	cat >"$mnt/$vol/.$1.tmp"
-	mv "$mnt/$vol/.$1.tmp" "$mnt/$vol/$1"
-	echo "demo: landed $vol/$1"
+	cat >"$mnt/$dir/.$2.tmp"
+	mv "$mnt/$dir/.$2.tmp" "$mnt/$dir/$2"
+	echo "demo: landed $dir/$2"
 }
 
-# catalog demo (its schemas bronze, silver, gold come with it), volume
-# schema files, volume docs; mkdir -p: a no-op when they are there
-mkdir -p "$mnt/$vol" || die "cannot make the volume $mnt/$vol"
+# the catalog sales (bronze, silver and gold come with it)
+mkdir -p "$mnt/sales" || die "cannot make the catalog $mnt/sales"
 
 # Orders: 50 rows over the first ten days of November 2026. The random
 # numbers come from a Park-Miller generator (exact in awk's doubles).
@@ -100,7 +98,7 @@ awk 'BEGIN {
 		printf "%d,2026-11-%02d,%s,%s,%d,%s\n", 10001 + i, int(i / 5) + 1,
 		    cust[c], prod[p], q, price[p]
 	}
-}' | land orders.csv
+}' | land orders 2026-11-01_10.csv
 
 # Bitcoin-like prices: JSON lines, one an hour for two days, a random walk.
 awk 'BEGIN {
@@ -111,7 +109,7 @@ awk 'BEGIN {
 		printf "{\"timestamp\": \"2026-11-%02dT%02d:00:00Z\", \"price_usd\": %d.%02d}\n",
 		    int(i / 24) + 1, i % 24, int(cents / 100), cents % 100
 	}
-}' | land btc_prices.jsonl
+}' | land btc_prices btc_2026-11-01.jsonl
 
 # Stock quotes: four tickers, one quote a minute for ten minutes.
 awk 'BEGIN {
@@ -129,14 +127,26 @@ awk 'BEGIN {
 			    int(base[t] / 100), base[t] % 100,
 			    int((base[t] + spread) / 100), (base[t] + spread) % 100
 		}
-}' | land quotes.csv
+}' | land quotes quotes_2026-11-02.csv
 
+echo "demo: waiting for the silver tables (lakefs wait)"
+"$bin/lakefs" wait "$mnt" --timeout 60 || die "promotion did not finish in 60 s (see: $bin/lakefs jobs $mnt)"
 echo
-echo "\$ ls -l $mnt $mnt/demo $mnt/$vol"
-ls -l "$mnt" "$mnt/demo" "$mnt/$vol"
+echo "\$ ls $mnt/sales $mnt/sales/bronze $mnt/sales/silver"
+ls "$mnt/sales" "$mnt/sales/bronze" "$mnt/sales/silver"
 echo
-echo "\$ lakefs status $mnt"
-"$bin/lakefs" status "$mnt"
+echo "\$ head -4 $mnt/sales/silver/orders/orders.csv"
+head -4 "$mnt/sales/silver/orders/orders.csv"
+echo
+echo "\$ head -2 $mnt/sales/silver/btc_prices/btc_prices.jsonl"
+head -2 "$mnt/sales/silver/btc_prices/btc_prices.jsonl"
+echo
+echo "\$ cat $mnt/sales/silver/quotes/_schema.json"
+cat "$mnt/sales/silver/quotes/_schema.json"
+echo
+echo "\$ lakefs jobs $mnt"
+"$bin/lakefs" jobs "$mnt"
 echo
 echo "The demo lakefs is mounted on $mnt (state in $state)."
+echo "Land more: cp FILE.csv $mnt/sales/bronze/orders/ ; read: $mnt/sales/silver/orders/"
 echo "To unmount it: fusermount3 -u $mnt"
