@@ -5,6 +5,7 @@
 #   make test          install deps, build, run every test under prove
 #   make bench         print the benchmark figures (see tests/bench/)
 #   make bench-s3      the bucket's figures alone (BENCH_INSTALL=1: with s3fs, rclone)
+#   make bench-lake    promotion figures beside DuckDB
 #   make install       install programs and man pages under $(PREFIX)
 #   make SANITIZE=address,undefined test
 #   make fuzz          run the parsers' libFuzzer harnesses (FUZZ_SECONDS=60 each)
@@ -111,6 +112,11 @@ unit: all asan-unit
 bench: deps all
 	@bash tests/bench/bench.sh
 	@bash tests/bench/bench-s3.sh
+	@bash tests/bench/bench-lake.sh
+
+# Promotion alone: a 10M-row CSV beside DuckDB (LFS_LAKE_ROWS to change it).
+bench-lake: deps all
+	@bash tests/bench/bench-lake.sh
 
 # The bucket's figures alone (BENCH_INSTALL=1 installs s3fs and rclone to
 # compare with).
@@ -136,5 +142,5 @@ install: $(PROGS)
 clean:
 	rm -rf $(B) build-asan build-fuzz
 
-.PHONY: all deps demo test unit asan-unit fuzz bench bench-s3 install clean
+.PHONY: all deps demo test unit asan-unit fuzz bench bench-s3 bench-lake install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
