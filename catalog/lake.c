@@ -36,6 +36,7 @@
  * LevelDB reads (meta_get_*) need no lock and may be done under it.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "catalog/ingest.h"
 #include "catalog/lake_int.h"
@@ -1876,6 +1878,24 @@ int lake_open(struct lake **out, struct vfs *v, const struct lake_options *o,
 		l->opt.workers = 2;
 	if (!l->opt.quiet_ms)
 		l->opt.quiet_ms = QUIET_DEFAULT_MS;
+	if (l->opt.tmp_dir) {
+		DIR *d;
+		struct dirent *e;
+
+		if (!(l->tmp_dir = strdup(l->opt.tmp_dir))) {
+			l->opt.tmp_dir = NULL;
+			lake_close(l);
+			return -ENOMEM;
+		}
+		l->opt.tmp_dir = l->tmp_dir;
+		/* upsert spill files a crash left behind */
+		if ((d = opendir(l->tmp_dir)) != NULL) {
+			while ((e = readdir(d)) != NULL)
+				if (strncmp(e->d_name, "lakefs-upsert-", 14) == 0)
+					unlinkat(dirfd(d), e->d_name, 0);
+			closedir(d);
+		}
+	}
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
 	pthread_cond_init(&l->idle, NULL);
@@ -1924,6 +1944,7 @@ void lake_close(struct lake *l)
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
 	pthread_cond_destroy(&l->idle);
+	free(l->tmp_dir);
 	free(l);
 }
 

@@ -53,6 +53,7 @@ struct lake {
 	struct vfs *v;
 	struct meta *m;
 	struct lake_options opt;
+	char *tmp_dir;		/* opt.tmp_dir points here */
 	pthread_mutex_t lock;	/* everything below; never held across vfs calls */
 	pthread_cond_t cond;	/* work for the scheduler or the workers */
 	pthread_cond_t idle;	/* a job finished */

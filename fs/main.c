@@ -64,6 +64,8 @@ struct mount_opts {
 	uint64_t remote_timeout;	/* seconds an fsync waits for the bucket */
 	uint64_t multipart_threshold, part_size;
 	uint64_t snapshot_records, snapshot_interval;
+	/* the lake */
+	uint64_t quiet_ms, lake_workers;
 	char fuse_opts[4096];	/* passed through to FUSE, comma-separated */
 };
 
@@ -126,6 +128,11 @@ static void usage(FILE *f)
 "  snapshot_records=N, snapshot_interval=S    a metadata snapshot after N\n"
 "                      journal records (100000) or S seconds with changes\n"
 "                      (3600)\n"
+"lake options (-o):\n"
+"  quiet_ms=N          how long a landed file must stay closed and unchanged\n"
+"                      before it is ingested, where no table, schema or\n"
+"                      catalog sets user.lakefs.quiet_ms (default 1000)\n"
+"  lake_workers=N      promotion jobs run at once, one per table (default 2)\n"
 "Other -o options (allow_other, ro, ...) are passed to FUSE; the mount\n"
 "helper drops rw, defaults, auto, noauto, nofail, _netdev, user, users.\n");
 }
@@ -266,6 +273,16 @@ static int apply_opt(struct mount_opts *o, char *opt)
 			o->upload_threads = n;
 		else
 			o->remote_timeout = n;
+		return 0;
+	}
+	if ((strcmp(opt, "quiet_ms") == 0 || strcmp(opt, "lake_workers") == 0) && val) {
+		if (parse_size(val, &n) < 0 || (opt[0] == 'q' && n > 3600000) ||
+		    (opt[0] == 'l' && (n < 1 || n > 16)))
+			return -EINVAL;
+		if (opt[0] == 'q')
+			o->quiet_ms = n ? n : 1;
+		else
+			o->lake_workers = n;
 		return 0;
 	}
 	if (strcmp(opt, "fsname") == 0 || strcmp(opt, "subtype") == 0)
@@ -769,7 +786,14 @@ int main(int argc, char **argv)
 	}
 	vfs_set_root_extra(d.vfs, CTL_DIR_NAME, CTL_DIR_INO);
 	{
-		struct lake_options lo = { 0 };
+		struct lake_options lo = { (unsigned)o.lake_workers, (uint32_t)o.quiet_ms,
+					   NULL };
+		char tmp[4200];
+
+		/* upserts spill to the state's filesystem, not to a small /tmp */
+		snprintf(tmp, sizeof(tmp), "%s/tmp", state);
+		if (mkdir_p(tmp, 0700) == 0)
+			lo.tmp_dir = tmp;
 
 		err = lake_open(&d.lake, d.vfs, &lo, &errmsg);
 		if (err < 0) {
