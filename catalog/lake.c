@@ -1409,6 +1409,7 @@ static void table_status(struct lake *l, uint64_t table, struct gbuf *b)
 static void job_finish(struct lake *l, struct lk_job *j)
 {
 	struct lk_job **pp;
+	uint64_t forget = 0;
 
 	pthread_mutex_lock(&l->lock);
 	for (pp = &l->queue; *pp && *pp != j; pp = &(*pp)->next)
@@ -1442,11 +1443,19 @@ static void job_finish(struct lake *l, struct lk_job *j)
 
 		l->recent = old->next;
 		l->nrecent--;
+		forget = old->id;
 		job_free(old);
 	}
 	pthread_cond_broadcast(&l->cond);
 	pthread_cond_broadcast(&l->idle);
 	pthread_mutex_unlock(&l->lock);
+	if (forget) {		/* only the last RECENT_MAX runs are kept */
+		char key[64];
+		struct vfs_kv kv = { key, NULL, 0 };
+
+		lk_key(key, sizeof(key), "job", forget);
+		vfs_publish(l->v, NULL, 0, &kv, 1);
+	}
 }
 
 static int drop_tree(struct lake *l, uint64_t dir);
