@@ -568,7 +568,7 @@ static void seal_run(void *arg)
 	int created = 0, ret = 0;
 
 	if (len > 0)
-		ret = bs_seal(v->bs, db->buf, len, &h, &stored, &created);
+		ret = bs_seal(v->bs, db->buf, len, in->zlevel, &h, &stored, &created);
 	pthread_mutex_lock(&in->lock);
 	if (ret == 0) {
 		ret = pending_add(v, in, db->idx, len ? &h : NULL, (uint32_t)len, stored);
@@ -1135,6 +1135,9 @@ int vfs_tmpfile(struct vfs *v, const struct vfs_ctx *c, mode_t mode,
 	in = inode_get_new(v, &md, &err);
 	if (!in)
 		return err;
+	/* written once, read often, rebuilt from bronze at need: the fastest
+	 * level, which on table text compresses about as well as the default */
+	in->zlevel = 1;
 	err = file_new(v, in, O_RDWR, f);
 	inode_put(v, in);
 	if (err == 0)

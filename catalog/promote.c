@@ -125,6 +125,17 @@ static int of_write(void *arg, const void *p, size_t n)
 {
 	struct out_file *o = arg;
 
+	if (o->n == 0 && n >= WBUF / 2 && !o->err) {	/* big pieces: no copy */
+		ssize_t w = vfs_write(o->l->v, o->f, p, n, o->off);
+
+		if (w < 0)
+			o->err = (int)w;
+		else if ((size_t)w != n)
+			o->err = -EIO;
+		else
+			o->off += n;
+		return o->err;
+	}
 	while (n && !o->err) {
 		size_t k = WBUF - o->n < n ? WBUF - o->n : n;
 

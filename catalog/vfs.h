@@ -154,7 +154,8 @@ void vfs_release(struct vfs *v, struct vfs_file *f);
 /*
  * ---- for the lake engine: versions built aside, published at once ----
  * vfs_tmpfile makes an unnamed regular file (an orphan: a crash before it
- * is linked frees it at the next mount), open read-write. vfs_clone gives
+ * is linked frees it at the next mount), open read-write; its blocks are
+ * compressed at zstd level 1. vfs_clone gives
  * an empty open file the committed bytes of src by sharing its blocks (no
  * data is copied). vfs_publish links, replaces and removes names and
  * writes catalog records in one synced metadata transaction: a reader sees

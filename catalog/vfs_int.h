@@ -48,6 +48,7 @@ struct inode {
 	unsigned loading;		/* dirty blocks being filled */
 	struct pending *pend;
 	size_t npend, cappend;
+	int zlevel;			/* zstd level of its blocks (0: the store's) */
 	int err;			/* sticky async error, reported once */
 	int meta_dirty;			/* md changed without a commit */
 	int commit_wanted;		/* commit when the last seal is done */

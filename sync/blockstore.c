@@ -532,7 +532,7 @@ void bs_cache_give(struct blockstore *bs, const struct bs_hash *h, void *data,
 
 /* ---- sealing, deleting, syncing ---- */
 
-int bs_seal(struct blockstore *bs, const void *data, size_t len,
+int bs_seal(struct blockstore *bs, const void *data, size_t len, int level,
 	    struct bs_hash *out, uint32_t *stored, int *created)
 {
 	struct zctx *zc;
@@ -558,7 +558,7 @@ int bs_seal(struct blockstore *bs, const void *data, size_t len,
 		goto fail;
 	}
 	zlen = ZSTD_compressCCtx(zc->c, zc->out, zc->outcap, data, len,
-				 bs->opt.zstd_level);
+				 level ? level : bs->opt.zstd_level);
 	if (ZSTD_isError(zlen)) {
 		log_err("zstd: %s", ZSTD_getErrorName(zlen));
 		ret = -EIO;

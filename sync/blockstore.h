@@ -78,9 +78,10 @@ void bs_hash_hex(const struct bs_hash *h, char out[BS_HEX_LEN + 1]);
  * put it. The hash is pinned on return: bs_delete_if() will not remove it
  * until bs_unpin() — callers unpin once a reference to it is committed.
  * *stored gets the compressed size; *created is 1 if this call stored it.
+ * level: the zstd level when it is compressed here (0: the store's).
  * May block on disk I/O; call from worker threads.
  */
-int bs_seal(struct blockstore *bs, const void *data, size_t len,
+int bs_seal(struct blockstore *bs, const void *data, size_t len, int level,
 	    struct bs_hash *out, uint32_t *stored, int *created);
 void bs_pin(struct blockstore *bs, const struct bs_hash *h);
 void bs_unpin(struct blockstore *bs, const struct bs_hash *h);

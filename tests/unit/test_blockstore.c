@@ -268,7 +268,7 @@ static void test_seal(const char *dir)
 	if (!text || !rnd)
 		bail_out("out of memory");
 	fill_text(text, BS64K, 1);
-	r = bs_seal(bs, text, BS64K, &h, &stored, &created);
+	r = bs_seal(bs, text, BS64K, 0, &h, &stored, &created);
 	is_int(r, 0, "bs_seal of 64 KiB of text");
 	is_int(created, 1, "the first seal stores the block (created 1)");
 	sha256(text, BS64K, want);
@@ -325,7 +325,7 @@ static void test_seal(const char *dir)
 	ok(set_mtime(path, 1000000000) == 0, "age the object (mtime 2001)");
 	stat(path, &st1);
 	created = -1;
-	r = bs_seal(bs, text, BS64K, &h2, &stored2, &created);
+	r = bs_seal(bs, text, BS64K, 0, &h2, &stored2, &created);
 	is_int(r, 0, "sealing identical data again");
 	is_int(created, 0, "reports created 0 (dedup)");
 	is_mem(h2.b, 32, h.b, 32, "with the same hash");
@@ -340,7 +340,7 @@ static void test_seal(const char *dir)
 
 	/* other shapes of blocks */
 	fill_random(rnd, BS64K, 7);
-	r = bs_seal(bs, rnd, BS64K, &hr, &stored, &created);
+	r = bs_seal(bs, rnd, BS64K, 0, &hr, &stored, &created);
 	ok(r == 0 && created == 1, "seal 64 KiB of random bytes");
 	sha256(rnd, BS64K, want);
 	is_mem(hr.b, 32, want, 32, "random block named by its SHA-256");
@@ -357,7 +357,7 @@ static void test_seal(const char *dir)
 		bs_close(bs2);
 	}
 
-	r = bs_seal(bs, "", 0, &he, &stored, &created);
+	r = bs_seal(bs, "", 0, 0, &he, &stored, &created);
 	ok(r == 0 && created == 1, "seal an empty block");
 	bs_hash_hex(&he, hex);
 	is_str(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
@@ -367,7 +367,7 @@ static void test_seal(const char *dir)
 
 	/* one byte differs: a different block */
 	text[BS64K / 2] ^= 1;
-	r = bs_seal(bs, text, BS64K, &h2, &stored, &created);
+	r = bs_seal(bs, text, BS64K, 0, &h2, &stored, &created);
 	ok(r == 0 && created == 1 && memcmp(h2.b, h.b, 32) != 0,
 	   "data differing in one byte is a new block with another name");
 	bs_unpin(bs, &h2);
@@ -379,10 +379,10 @@ static void test_seal(const char *dir)
 		int n = count_objects(dir);
 
 		fill_text(text, BS64K + 1, 99);
-		is_int(bs_seal(bs, text, BS64K + 1, &h2, &stored, &created), -EINVAL,
+		is_int(bs_seal(bs, text, BS64K + 1, 0, &h2, &stored, &created), -EINVAL,
 		       "sealing block_size + 1 bytes is -EINVAL");
 		is_int(count_objects(dir), n, "and stores nothing");
-		r = bs_seal(bs, text, BS64K, &h2, &stored, &created);
+		r = bs_seal(bs, text, BS64K, 0, &h2, &stored, &created);
 		is_int(r, 0, "sealing exactly block_size bytes works");
 		if (r == 0)
 			bs_unpin(bs, &h2);
@@ -420,7 +420,7 @@ static void test_corruption(const char *dir)
 	if (!text || !other || !big || !frame || !bigframe || !mutated)
 		bail_out("out of memory");
 	fill_text(text, BS64K, 42);
-	if (bs_seal(bs, text, BS64K, &h, &stored, &created) < 0)
+	if (bs_seal(bs, text, BS64K, 0, &h, &stored, &created) < 0)
 		bail_out("seal failed");
 	bs_unpin(bs, &h);
 	bs_close(bs);
@@ -554,7 +554,7 @@ static void test_corruption(const char *dir)
 
 		fill_random(rnd, sizeof(rnd), 11);
 		bs = open_store(dir, BS64K, 64 * BS64K, 0);
-		bs_seal(bs, rnd, sizeof(rnd), &hr, &stored, &created);
+		bs_seal(bs, rnd, sizeof(rnd), 0, &hr, &stored, &created);
 		bs_unpin(bs, &hr);
 		bs_close(bs);
 		obj_path(dir, &hr, rpath, sizeof(rpath));
@@ -595,7 +595,7 @@ static void test_corruption(const char *dir)
 		bs = open_store(dir, BS64K, 64 * BS64K, 0);
 		for (int i = 0; i < 6; i++) {
 			fill_text(blk, BS64K, 500 + (uint64_t)i);
-			bs_seal(bs, blk, BS64K, &others[i], &stored, &created);
+			bs_seal(bs, blk, BS64K, 0, &others[i], &stored, &created);
 			bs_unpin(bs, &others[i]);
 		}
 		bs_close(bs);
@@ -662,7 +662,7 @@ static void test_pins(const char *dir)
 	char path[4200];
 
 	fill_text(data, sizeof(data), 77);
-	r = bs_seal(bs, data, sizeof(data), &h, &stored, &created);
+	r = bs_seal(bs, data, sizeof(data), 0, &h, &stored, &created);
 	ok(r == 0 && created, "seal a block (it is pinned)");
 	obj_path(dir, &h, path, sizeof(path));
 	p.h = h;
@@ -676,7 +676,7 @@ static void test_pins(const char *dir)
 	is_int(bs_delete_if(bs, &h, pred_fn, &p), -EBUSY,
 	       "pin + unpin leaves the seal's pin: still -EBUSY");
 
-	r = bs_seal(bs, data, sizeof(data), &h, &stored, &created);
+	r = bs_seal(bs, data, sizeof(data), 0, &h, &stored, &created);
 	ok(r == 0 && created == 0, "a second seal of the same data pins again");
 	bs_unpin(bs, &h);
 	is_int(bs_delete_if(bs, &h, pred_fn, &p), -EBUSY,
@@ -700,7 +700,7 @@ static void test_pins(const char *dir)
 	free(capture_end());
 	is_int(r, -EIO, "a deleted block is -EIO, also from the store that cached it");
 
-	r = bs_seal(bs, data, sizeof(data), &h, &stored, &created);
+	r = bs_seal(bs, data, sizeof(data), 0, &h, &stored, &created);
 	ok(r == 0 && created == 1 && exists(path), "sealing it again stores it again");
 	bs_unpin(bs, &h);
 	bs_pin(bs, &h);
@@ -727,7 +727,7 @@ static void test_cache(const char *dir)
 
 	for (int i = 0; i < NCB; i++) {
 		fill_text(data[i], CB, 1000 + (uint64_t)i);
-		if (bs_seal(bs, data[i], CB, &h[i], &stored, &created) < 0)
+		if (bs_seal(bs, data[i], CB, 0, &h[i], &stored, &created) < 0)
 			bail_out("seal failed");
 		bs_unpin(bs, &h[i]);
 	}
@@ -787,7 +787,7 @@ static void test_cache(const char *dir)
 		struct bs_hash hh;
 
 		fill_text(d, CB, 5555);
-		bs_seal(bs, d, CB, &hh, &stored, &created);
+		bs_seal(bs, d, CB, 0, &hh, &stored, &created);
 		memcpy(given, d, CB);
 		bs_cache_give(bs, &hh, given, CB, CB);	/* takes ownership */
 		bs_unpin(bs, &hh);
@@ -886,13 +886,13 @@ static void *conc_worker(void *arg)
 		uint32_t stored;
 		int created, r;
 
-		r = bs_seal(c->bs, c->data[k1], c->len[k1], &h1, &stored, &created);
+		r = bs_seal(c->bs, c->data[k1], c->len[k1], 0, &h1, &stored, &created);
 		if (r < 0 || memcmp(h1.b, c->h[k1].b, BS_HASH_LEN) != 0) {
 			conc_fail(c, "seal of pattern %d: %d or wrong hash", k1, r);
 			continue;
 		}
 		if (c->prefetch) {
-			r = bs_seal(c->bs, c->data[k2], c->len[k2], &h2, &stored, &created);
+			r = bs_seal(c->bs, c->data[k2], c->len[k2], 0, &h2, &stored, &created);
 			if (r < 0) {
 				conc_fail(c, "seal of pattern %d: %d", k2, r);
 				bs_unpin(c->bs, &h1);
@@ -1059,7 +1059,7 @@ static void test_gc(const char *dir)
 	/* 0: old, unreferenced; 1: young; 2: old, referenced; 3: old, pinned */
 	for (int i = 0; i < 4; i++) {
 		fill_text(d[i], sizeof(d[i]), 8000 + (uint64_t)i);
-		if (bs_seal(bs, d[i], sizeof(d[i]), &h[i], &stored, &created) < 0)
+		if (bs_seal(bs, d[i], sizeof(d[i]), 0, &h[i], &stored, &created) < 0)
 			bail_out("seal failed");
 		obj_path(dir, &h[i], path[i], sizeof(path[i]));
 		if (i != 3)
