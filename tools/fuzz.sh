@@ -1,10 +1,11 @@
 #!/bin/sh
-# make fuzz: build the libFuzzer harnesses (tests/fuzz/fuzz_*.c) with clang
+# make fuzz: build the libFuzzer harnesses (tests/fuzz/fuzz_*.c: the CSV and
+# JSON parsers and the whole silver transform) with clang
 # and ASan+UBSan into build-fuzz/, then run each for FUZZ_SECONDS on a copy
 # of its seed corpus (tests/fuzz/corpus/NAME/; new inputs stay in the copy).
 # A crash leaves build-fuzz/crash-NAME-*: add it to the corpus once fixed.
 # clang is not in tools/deps.sh; when it is missing and we are root, it is
-# installed here (idempotent).
+# installed here (idempotent). FUZZ_TARGETS picks harnesses (csv json ingest).
 set -eu
 secs=${FUZZ_SECONDS:-60}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,10 +36,17 @@ mkdir -p "$out"
 flags="-std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -I$top
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 status=0
-for name in csv json; do
+for name in ${FUZZ_TARGETS:-csv json ingest}; do
+	if [ "$name" = ingest ]; then	# the whole transform and what it uses
+		srcs="$top/catalog/ingest.c $top/catalog/csv.c $top/catalog/json.c
+		      $top/catalog/types.c $top/util/util.c $top/util/log.c"
+		libs="-lsqlite3 -lz -lzstd -pthread"
+	else
+		srcs="$top/catalog/$name.c $top/util/util.c"
+		libs=""
+	fi
 	# shellcheck disable=SC2086
-	"$cc" $flags -o "$out/fuzz_$name" "$top/tests/fuzz/fuzz_$name.c" \
-		"$top/catalog/$name.c" "$top/util/util.c"
+	"$cc" $flags -o "$out/fuzz_$name" "$top/tests/fuzz/fuzz_$name.c" $srcs $libs
 	rm -rf "$out/corpus-$name"
 	mkdir -p "$out/corpus-$name"
 	cp "$top/tests/fuzz/corpus/$name/"* "$out/corpus-$name/"
