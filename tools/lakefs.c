@@ -702,6 +702,29 @@ static int table_status(const char *path, char *buf, size_t cap)
 	return 0;
 }
 
+/* The mount root above path: the nearest directory holding .lakefs/status. */
+static int mount_root(const char *path, char *out, size_t cap)
+{
+	char p[4096], probe[4200];
+	struct stat st;
+
+	if (!realpath(path, p))
+		return -errno;
+	for (;;) {
+		char *slash;
+
+		snprintf(probe, sizeof(probe), "%s/.lakefs/status", p);
+		if (stat(probe, &st) == 0) {
+			snprintf(out, cap, "%s", p);
+			return 0;
+		}
+		slash = strrchr(p, '/');
+		if (!slash || slash == p)
+			return -ENOENT;
+		*slash = '\0';
+	}
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	const char *table = NULL;
@@ -756,26 +779,57 @@ static int cmd_run(int argc, char **argv)
 	}
 	{
 		const char *lj = strstr(st, "\"last_job\":{");
-		char jst[32] = "", err[512] = "", ver[32] = "", rows[32] = "";
+		char tname[300] = "", root[4096], path[4200], *doc, *line, *save = NULL;
+		int bad = 0, seen = 0;
+		size_t len;
 
 		if (lj) {
 			json_field(lj, "id", last, sizeof(last));
-			json_field(lj, "state", jst, sizeof(jst));
-			json_field(lj, "error", err, sizeof(err));
-			json_field(lj, "version", ver, sizeof(ver));
-			json_field(lj, "rows_total", rows, sizeof(rows));
+			json_field(lj, "table", tname, sizeof(tname));
 		}
 		if (!lj || strcmp(before, last) == 0) {
 			printf("%s: nothing new to ingest\n", table);
 			return 0;
 		}
-		if (strcmp(jst, "done") == 0 || strcmp(jst, "skipped") == 0) {
-			printf("%s: version %s, %s rows\n", table, ver, rows);
-			return 0;
+		/* every job of this run: those of the table after the last one
+		 * before it, from the mount's job list */
+		if (mount_root(table, root, sizeof(root)) < 0) {
+			fprintf(stderr, "lakefs run: %s: cannot find the mount's .lakefs\n",
+				table);
+			return 1;
 		}
-		fprintf(stderr, "lakefs run: %s: job %s %s: %s\n", table, last, jst,
-			strcmp(err, "null") ? err : "");
-		return 1;
+		snprintf(path, sizeof(path), "%s/.lakefs/jobs", root);
+		if (!(doc = read_file(path, &len))) {
+			fprintf(stderr, "lakefs run: cannot read %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+		for (line = strtok_r(doc, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			char id[32], tb[300], jst[32] = "", err[512] = "", ver[32] = "",
+			     rows[32] = "", file[512] = "";
+
+			if (json_field(line, "id", id, sizeof(id)) < 0 ||
+			    json_field(line, "table", tb, sizeof(tb)) < 0 || strcmp(tb, tname) ||
+			    strtoull(id, NULL, 10) <= strtoull(before, NULL, 10))
+				continue;
+			json_field(line, "state", jst, sizeof(jst));
+			json_field(line, "error", err, sizeof(err));
+			json_field(line, "version", ver, sizeof(ver));
+			json_field(line, "rows_total", rows, sizeof(rows));
+			json_field(line, "file", file, sizeof(file));
+			seen++;
+			if (strcmp(jst, "done") == 0 || strcmp(jst, "skipped") == 0) {
+				printf("%s: %s: %s: version %s, %s rows\n", table, file, jst, ver,
+				       rows);
+			} else {
+				fprintf(stderr, "lakefs run: %s: %s: job %s %s: %s\n", table, file,
+					id, jst, strcmp(err, "null") ? err : "");
+				bad = 1;
+			}
+		}
+		free(doc);
+		if (!seen)
+			printf("%s: nothing new to ingest\n", table);
+		return bad;
 	}
 }
 

@@ -55,6 +55,11 @@ is "$rc" 1 "lakefs run (named by the silver table) exits 1 when the batch is qua
 [ -n "$out" ]; ok $? "and says why ($out)"
 is "$(tjobs j.bronze.r quarantined)" 1 "the job is quarantined"
 run_fail "lakefs run of a non-table fails" timeout 30 "$BIN/lakefs" run "$M/j" --timeout 5
+head -c 4096 /dev/urandom > "$B/r/a-junk.csv"
+printf 'id,v\n2,y\n' > "$B/r/b-good.csv"
+out=$(timeout 30 "$BIN/lakefs" run "$B/r" --timeout 20 2>&1); rc=$?
+is "$rc" 1 "two batches, the first quarantined, the last fine: lakefs run still exits 1"
+is "$(printf '%s\n' "$out" | grep -c 'a-junk.csv\|b-good.csv')" 2 "and reports both batches"
 
 # --- silver is read-only ------------------------------------------------------------------
 s=$(silver j a)
