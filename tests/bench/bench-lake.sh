@@ -179,8 +179,9 @@ else
 	printf '%-44s %9s MiB %12s %8s  < 256 MiB %s\n' "peak RSS while promoting" \
 		"$PEAK_RSS" "-" "-" "$(verdict "$PEAK_RSS" 255)"
 fi
-printf '%-44s %11ss %12s %8s\n' "promotion throughput (MB/s of bronze CSV)" \
-	"$(awk -v b="$BYTES" -v s="$JOB_S" 'BEGIN { printf "%.0f", b / 1e6 / s }')" "-" "-"
+printf '%-44s %7s MB/s %7s MB/s %8s\n' "promotion throughput (bronze CSV bytes)" \
+	"$(awk -v b="$BYTES" -v s="$JOB_S" 'BEGIN { printf "%.0f", b / 1e6 / s }')" \
+	"$( [ -n "$DUCK_S" ] && awk -v b="$BYTES" -v s="$DUCK_S" 'BEGIN { printf "%.0f", b / 1e6 / s }' || echo -)" "-"
 printf '%-44s %11ss %12s %8s  < 2 s %s\n' "close of a 10 KB file -> rows in silver" \
 	"$LAT" "-" "-" "$(verdict "$LAT" 2)"
 printf '%-44s %11ss %12s %8s\n' "append 1 MB batch: job time" "$APP_S" "-" "-"
