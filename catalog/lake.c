@@ -1225,14 +1225,9 @@ struct scan_list {
 	size_t n, cap;
 };
 
-static int scan_collect(void *arg, const char *name, uint64_t ino, uint32_t mode,
-			uint64_t cookie)
+static int list_add(struct scan_list *sl, const char *name, uint64_t ino,
+		    uint32_t mode)
 {
-	struct scan_list *sl = arg;
-
-	(void)cookie;
-	if (lk_in_flight(name))
-		return 0;
 	if (sl->n == sl->cap) {
 		size_t cap = sl->cap ? 2 * sl->cap : 64;
 		struct scan_ent *ne = realloc(sl->e, cap * sizeof(*ne));
@@ -1247,6 +1242,14 @@ static int scan_collect(void *arg, const char *name, uint64_t ino, uint32_t mode
 	sl->e[sl->n].ino = ino;
 	sl->e[sl->n++].mode = mode;
 	return 0;
+}
+
+/* a directory's names, those in flight left out (meta_readdir callback) */
+static int scan_collect(void *arg, const char *name, uint64_t ino, uint32_t mode,
+			uint64_t cookie)
+{
+	(void)cookie;
+	return lk_in_flight(name) ? 0 : list_add(arg, name, ino, mode);
 }
 
 static int ent_cmp(const void *a, const void *b)
@@ -1460,26 +1463,12 @@ static void job_finish(struct lake *l, struct lk_job *j)
 
 static int drop_tree(struct lake *l, uint64_t dir);
 
+/* every name of a directory (meta_readdir callback) */
 static int drop_collect(void *arg, const char *name, uint64_t ino, uint32_t mode,
 			uint64_t cookie)
 {
-	struct scan_list *sl = arg;
-
 	(void)cookie;
-	if (sl->n == sl->cap) {
-		size_t cap = sl->cap ? 2 * sl->cap : 64;
-		struct scan_ent *ne = realloc(sl->e, cap * sizeof(*ne));
-
-		if (!ne)
-			return -ENOMEM;
-		sl->e = ne;
-		sl->cap = cap;
-	}
-	if (!(sl->e[sl->n].name = strdup(name)))
-		return -ENOMEM;
-	sl->e[sl->n].ino = ino;
-	sl->e[sl->n++].mode = mode;
-	return 0;
+	return list_add(arg, name, ino, mode);
 }
 
 /* Remove everything below dir, and the catalog records of what it held. */

@@ -776,12 +776,7 @@ int main(int argc, char **argv)
 		if (err < 0) {
 			fprintf(stderr, "lakefs-mount: bucket %s: %s\n", sr.url,
 				errmsg ? errmsg : strerror(-err));
-			free(errmsg);
-			journal_stop(d.journal, 0);
-			vfs_close_fs(d.vfs);
-			s3_close(d.s3);
-			ret = 1;
-			goto done;
+			goto fail_open;
 		}
 	}
 	vfs_set_root_extra(d.vfs, CTL_DIR_NAME, CTL_DIR_INO);
@@ -798,12 +793,7 @@ int main(int argc, char **argv)
 		err = lake_open(&d.lake, d.vfs, &lo, &errmsg);
 		if (err < 0) {
 			fprintf(stderr, "lakefs-mount: %s\n", errmsg ? errmsg : strerror(-err));
-			free(errmsg);
-			journal_stop(d.journal, 0);
-			vfs_close_fs(d.vfs);
-			s3_close(d.s3);
-			ret = 1;
-			goto done;
+			goto fail_open;
 		}
 	}
 	d.state_dir = state;
@@ -881,6 +871,13 @@ out:
 	lake_close(d.lake);
 	vfs_close_fs(d.vfs);
 	s3_close(d.s3);
+	goto done;
+fail_open:		/* after the filesystem opened, before the mount */
+	free(errmsg);
+	journal_stop(d.journal, 0);
+	vfs_close_fs(d.vfs);
+	s3_close(d.s3);
+	ret = 1;
 done:
 	free(o.state);
 	free(o.store);
