@@ -1224,6 +1224,11 @@ uint64_t vfs_file_ino(const struct vfs_file *f)
 	return f->in->ino;
 }
 
+int vfs_file_flags(const struct vfs_file *f)
+{
+	return f->flags;
+}
+
 int vfs_busy(struct vfs *v, uint64_t ino)
 {
 	struct inode *in;

@@ -97,7 +97,7 @@ static struct lk_ent *map_find(const struct lk_map *m, uint64_t k)
 	return e;
 }
 
-static int map_get(const struct lk_map *m, uint64_t k, uint64_t *val)
+int lk_map_get(const struct lk_map *m, uint64_t k, uint64_t *val)
 {
 	struct lk_ent *e = map_find(m, k);
 
@@ -128,7 +128,7 @@ static void map_grow(struct lk_map *m)
 }
 
 /* 0, or -ENOMEM (the map is unchanged) */
-static int map_put(struct lk_map *m, uint64_t k, uint64_t val)
+int lk_map_put(struct lk_map *m, uint64_t k, uint64_t val)
 {
 	struct lk_ent *e = map_find(m, k);
 	size_t s;
@@ -151,7 +151,7 @@ static int map_put(struct lk_map *m, uint64_t k, uint64_t val)
 }
 
 /* the value removed (0 if none) */
-static uint64_t map_del(struct lk_map *m, uint64_t k)
+uint64_t lk_map_del(struct lk_map *m, uint64_t k)
 {
 	struct lk_ent **pp = &m->b[map_slot(m, k)];
 	uint64_t val;
@@ -166,6 +166,20 @@ static uint64_t map_del(struct lk_map *m, uint64_t k)
 	free(e);
 	m->n--;
 	return val;
+}
+
+void lk_map_each_due(const struct lk_map *m, uint64_t now, uint64_t *keys,
+		     size_t *n, size_t max, uint64_t *next)
+{
+	for (size_t i = 0; i < m->nb; i++)
+		for (struct lk_ent *e = m->b[i]; e; e = e->next) {
+			if (e->val <= now) {
+				if (*n < max)
+					keys[(*n)++] = e->k;
+			} else if (!*next || e->val < *next) {
+				*next = e->val;
+			}
+		}
 }
 
 static void map_free(struct lk_map *m, int free_vals)
@@ -197,7 +211,7 @@ void lk_key(char *buf, size_t cap, const char *what, uint64_t ino)
  * '_' and '-', not starting with '_' or '-' (names starting with '_' are
  * the metadata of the table formats).
  */
-static int lk_name_ok(const char *name)
+int lk_name_ok(const char *name)
 {
 	size_t n = strlen(name);
 
@@ -328,7 +342,7 @@ int lk_class(struct lake *l, uint64_t dir, struct lk_class *out)
 			break;
 		}
 		pthread_mutex_lock(&l->lock);
-		if (map_get(l->dirs, dir, &cached)) {
+		if (lk_map_get(l->dirs, dir, &cached)) {
 			chain[n] = *(struct lk_class *)(uintptr_t)cached;
 			pthread_mutex_unlock(&l->lock);
 			c = &chain[n];
@@ -367,7 +381,7 @@ int lk_class(struct lake *l, uint64_t dir, struct lk_class *out)
 		if (keep) {
 			*keep = *out;
 			pthread_mutex_lock(&l->lock);
-			if (map_put(l->dirs, inos[0], (uint64_t)(uintptr_t)keep) < 0)
+			if (lk_map_put(l->dirs, inos[0], (uint64_t)(uintptr_t)keep) < 0)
 				free(keep);
 			pthread_mutex_unlock(&l->lock);
 		}
@@ -381,7 +395,7 @@ static int file_table(struct lake *l, uint64_t ino, uint64_t *table)
 	int have;
 
 	pthread_mutex_lock(&l->lock);
-	have = map_get(l->files, ino, table);
+	have = lk_map_get(l->files, ino, table);
 	pthread_mutex_unlock(&l->lock);
 	return have;
 }
@@ -405,6 +419,14 @@ int lake_may_make(struct lake *l, uint64_t parent, const char *name, mode_t mode
 
 	if (err < 0)
 		return err == -ENOTDIR ? err : 0;	/* vfs answers */
+	if (c.kind == LK_SCHEMA && c.layer == LY_GOLD && !S_ISDIR(mode)) {
+		/* gold/NAME.sql defines a table; editors' scratch files too */
+		if (S_ISREG(mode))
+			return 0;
+		log_info("refused to create '%s': a gold schema holds regular files "
+			 "(NAME.sql definitions) only", name);
+		return -EPERM;
+	}
 	if (readonly_layer(c.layer)) {
 		log_info("refused to create '%s': %s is written by lakefs only; "
 			 "land files in a bronze table", name, layer_name(c.layer));
@@ -446,6 +468,8 @@ int lake_may_remove(struct lake *l, uint64_t parent, const char *name, int isdir
 
 	if (err < 0)
 		return 0;
+	if (c.kind == LK_SCHEMA && c.layer == LY_GOLD && !isdir)
+		return 0;	/* a definition: removing NAME.sql drops NAME */
 	if (readonly_layer(c.layer)) {
 		log_info("refused to remove '%s': %s is written by lakefs only",
 			 name, layer_name(c.layer));
@@ -491,6 +515,11 @@ int lake_may_rename(struct lake *l, uint64_t parent, const char *name,
 
 	if (lk_class(l, parent, &a) < 0 || lk_class(l, newparent, &b) < 0)
 		return 0;
+	if (a.kind == LK_SCHEMA && a.layer == LY_GOLD && parent == newparent) {
+		/* definitions and editors' files within one gold schema */
+		if (meta_lookup(l->m, parent, name, &ino, &mode, NULL) == 0 && S_ISREG(mode))
+			return 0;
+	}
 	if (readonly_layer(a.layer) || readonly_layer(b.layer)) {
 		log_info("refused to rename '%s' to '%s': silver and gold are "
 			 "written by lakefs only", name, newname);
@@ -553,7 +582,7 @@ int lake_may_modify(struct lake *l, uint64_t ino)
 static void schedule_scan(struct lake *l, uint64_t table, uint64_t delay_ms);
 static void requiet(struct lake *l);
 
-static int make_sec(struct lake *l, uint64_t ino, uint64_t parent, enum lk_kind k,
+int lk_make_sec(struct lake *l, uint64_t ino, uint64_t parent, enum lk_kind k,
 		    enum lk_layer y, uint64_t src, const char *name)
 {
 	struct lk_sec s = { ino, parent, k, y, src, "" };
@@ -563,7 +592,7 @@ static int make_sec(struct lake *l, uint64_t ino, uint64_t parent, enum lk_kind 
 }
 
 /* mkdir as the engine; the inode of name (made or already there) */
-static int engine_dir(struct lake *l, uint64_t parent, const char *name,
+int lk_engine_dir(struct lake *l, uint64_t parent, const char *name,
 		      uint64_t *ino)
 {
 	struct stat st;
@@ -593,10 +622,10 @@ static int make_silver_table(struct lake *l, uint64_t bronze, uint64_t schema,
 		return err;
 	if ((err = meta_lookup(l->m, sch.parent, "silver", &silver_schema, NULL, NULL)) < 0)
 		return err;
-	if ((err = engine_dir(l, silver_schema, name, &dir)) < 0 ||
-	    (err = engine_dir(l, dir, "_quarantine", &q)) < 0)
+	if ((err = lk_engine_dir(l, silver_schema, name, &dir)) < 0 ||
+	    (err = lk_engine_dir(l, dir, "_quarantine", &q)) < 0)
 		return err;
-	if ((err = make_sec(l, dir, silver_schema, LK_TABLE, LY_SILVER, bronze, name)) < 0)
+	if ((err = lk_make_sec(l, dir, silver_schema, LK_TABLE, LY_SILVER, bronze, name)) < 0)
 		return err;
 	lk_key(key, sizeof(key), "tbl", bronze);
 	kv.len = (size_t)snprintf(val, sizeof(val), "silver=%016" PRIx64
@@ -618,22 +647,22 @@ void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 
 		switch (pc.kind) {
 		case LK_ROOT:
-			err = make_sec(l, ino, parent, LK_CATALOG, LY_NONE, 0, name);
+			err = lk_make_sec(l, ino, parent, LK_CATALOG, LY_NONE, 0, name);
 			for (int y = LY_BRONZE; err == 0 && y <= LY_GOLD; y++)
-				if ((err = engine_dir(l, ino, layer_names[y], &sub)) == 0)
-					err = make_sec(l, sub, ino, LK_SCHEMA, y, 0,
+				if ((err = lk_engine_dir(l, ino, layer_names[y], &sub)) == 0)
+					err = lk_make_sec(l, sub, ino, LK_SCHEMA, y, 0,
 						       layer_names[y]);
 			break;
 		case LK_CATALOG:
-			err = make_sec(l, ino, parent, LK_SCHEMA, LY_VOLUME, 0, name);
+			err = lk_make_sec(l, ino, parent, LK_SCHEMA, LY_VOLUME, 0, name);
 			break;
 		case LK_SCHEMA:
 			if (pc.layer == LY_BRONZE) {
-				err = make_sec(l, ino, parent, LK_TABLE, LY_BRONZE, 0, name);
+				err = lk_make_sec(l, ino, parent, LK_TABLE, LY_BRONZE, 0, name);
 				if (err == 0)
 					err = make_silver_table(l, ino, parent, name);
 			} else {
-				err = make_sec(l, ino, parent, LK_VOLUME, pc.layer, 0, name);
+				err = lk_make_sec(l, ino, parent, LK_VOLUME, pc.layer, 0, name);
 			}
 			break;
 		default:
@@ -644,9 +673,11 @@ void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 				"plain directory)", name, strerror(-err));
 		return;
 	}
+	if (pc.kind == LK_SCHEMA && pc.layer == LY_GOLD && S_ISREG(st->st_mode))
+		gold_named(l, parent, name, st->st_ino);
 	if (pc.table && !S_ISDIR(st->st_mode)) {
 		pthread_mutex_lock(&l->lock);
-		map_put(l->files, st->st_ino, pc.table);
+		lk_map_put(l->files, st->st_ino, pc.table);
 		pthread_mutex_unlock(&l->lock);
 	}
 	if (pc.layer == LY_BRONZE && pc.table && S_ISREG(st->st_mode) &&
@@ -654,23 +685,53 @@ void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 		schedule_scan(l, pc.table, 0);
 }
 
-void lake_seen(struct lake *l, uint64_t parent, const struct stat *st)
+void lake_seen(struct lake *l, uint64_t parent, const char *name, const struct stat *st)
 {
 	struct lk_class pc;
 
-	if (S_ISDIR(st->st_mode) || lk_class(l, parent, &pc) < 0 || !pc.table)
+	if (S_ISDIR(st->st_mode) || lk_class(l, parent, &pc) < 0)
+		return;
+	if (pc.kind == LK_SCHEMA && pc.layer == LY_GOLD && S_ISREG(st->st_mode))
+		gold_named(l, parent, name, st->st_ino);
+	if (!pc.table)
 		return;
 	pthread_mutex_lock(&l->lock);
-	map_put(l->files, st->st_ino, pc.table);
+	lk_map_put(l->files, st->st_ino, pc.table);
 	pthread_mutex_unlock(&l->lock);
+}
+
+void lake_removed(struct lake *l, uint64_t parent, const char *name)
+{
+	struct lk_class pc;
+
+	if (lk_class(l, parent, &pc) == 0 && pc.kind == LK_SCHEMA && pc.layer == LY_GOLD)
+		gold_unlinked(l, parent, name);
+}
+
+int lake_wants_flush(struct lake *l, uint64_t ino)
+{
+	int yes;
+
+	pthread_mutex_lock(&l->lock);
+	yes = lk_map_get(l->sqlfiles, ino, NULL);
+	pthread_mutex_unlock(&l->lock);
+	return yes;
+}
+
+int lake_flush(struct lake *l, uint64_t ino)
+{
+	return lake_wants_flush(l, ino) ? gold_flush(l, ino) : 0;
 }
 
 void lake_renamed(struct lake *l, uint64_t newparent, const char *newname)
 {
 	struct lk_class pc;
 
-	if (lk_class(l, newparent, &pc) == 0 && pc.layer == LY_BRONZE && pc.table &&
-	    !lk_in_flight(newname))
+	if (lk_class(l, newparent, &pc) < 0)
+		return;
+	if (pc.kind == LK_SCHEMA && pc.layer == LY_GOLD)
+		gold_renamed(l, newparent, newname);
+	if (pc.layer == LY_BRONZE && pc.table && !lk_in_flight(newname))
 		schedule_scan(l, pc.table, 0);
 }
 
@@ -687,8 +748,10 @@ void lake_closed(struct lake *l, uint64_t ino, int wrote)
 void lake_forget(struct lake *l, uint64_t ino)
 {
 	pthread_mutex_lock(&l->lock);
-	map_del(l->files, ino);
-	free((void *)(uintptr_t)map_del(l->dirs, ino));
+	lk_map_del(l->files, ino);
+	lk_map_del(l->sqlfiles, ino);
+	free((void *)(uintptr_t)lk_map_del(l->sqlerr, ino));
+	free((void *)(uintptr_t)lk_map_del(l->dirs, ino));
 	pthread_mutex_unlock(&l->lock);
 }
 
@@ -866,9 +929,23 @@ int lake_setxattr(struct lake *l, uint64_t ino, const char *name,
 	if (strcmp(name, "run") == 0 || strcmp(name, "drop") == 0) {
 		if (s.layer == LY_SILVER && strcmp(name, "run") == 0 && s.src)
 			s.ino = s.src;
+		if (name[0] == 'r' && s.layer == LY_GOLD && s.kind == LK_TABLE)
+			return gold_run(l, s.ino);
 		if (name[0] == 'r')
 			return lake_run_table(l, s.ino);
 		return lake_drop(l, s.ino);
+	}
+	if (s.layer == LY_GOLD && s.kind == LK_TABLE && strcmp(name, "schedule") == 0) {
+		/* the one property of a gold table, set on its directory */
+		if (len > 256 || !(v = strndup(val, len)))
+			return bad_prop(name, "(too long)", "at most 256 bytes");
+		err = gold_check_prop(name, v);
+		free(v);
+		if (err == 0)
+			err = vfs_setxattr(l->v, ino, name - strlen(PROP_PREFIX), val, len, flags);
+		if (err == 0)
+			gold_schedule_changed(l, ino);
+		return err;
 	}
 	if (readonly_layer(s.layer)) {
 		log_info("property %s: silver and gold take their properties from "
@@ -899,12 +976,21 @@ int lake_removexattr(struct lake *l, uint64_t ino, const char *name)
 	if (err < 0)
 		return err;
 	if (strncmp(name, PROP_PREFIX, strlen(PROP_PREFIX)) == 0 &&
-	    sec_of(l, ino, &s) == 0 && readonly_layer(s.layer))
+	    sec_of(l, ino, &s) == 0 && readonly_layer(s.layer)) {
+		if (s.layer == LY_GOLD && s.kind == LK_TABLE &&
+		    strcmp(name, PROP_PREFIX "schedule") == 0) {
+			err = vfs_removexattr(l->v, ino, name);
+			if (err == 0)
+				gold_schedule_changed(l, ino);
+			return err;
+		}
 		return -EROFS;
+	}
 	return 1;
 }
 
-static void table_status(struct lake *l, uint64_t table, struct gbuf *b);
+static void table_status(struct lake *l, uint64_t table, const char *rec,
+			 struct gbuf *b);
 
 ssize_t lake_getxattr(struct lake *l, uint64_t ino, const char *name,
 		      void *buf, size_t size)
@@ -913,6 +999,8 @@ ssize_t lake_getxattr(struct lake *l, uint64_t ino, const char *name,
 	struct gbuf b = { 0 };
 	ssize_t n;
 
+	if (strcmp(name, PROP_PREFIX "error") == 0)
+		return gold_error_xattr(l, ino, buf, size);
 	if (strcmp(name, PROP_PREFIX "status") != 0)
 		return 1;
 	if (sec_of(l, ino, &s) < 0)
@@ -921,7 +1009,7 @@ ssize_t lake_getxattr(struct lake *l, uint64_t ino, const char *name,
 		s.ino = s.src;
 	if (s.kind != LK_TABLE || s.ino == 0)
 		return -ENODATA;
-	table_status(l, s.ino, &b);
+	table_status(l, s.ino, s.layer == LY_GOLD ? "gst" : "tbl", &b);
 	if (b.failed) {
 		free(b.p);
 		return -ENOMEM;
@@ -939,10 +1027,19 @@ ssize_t lake_getxattr(struct lake *l, uint64_t ino, const char *name,
 
 /* ---- jobs ---- */
 
+void lk_wake(struct lake *l)
+{
+	pthread_mutex_lock(&l->lock);
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+}
+
+static const char *const kind_names_job[] = { "ingest", "drop", "refresh" };
+
 static const char *const state_names[] = { "queued", "running", "done", "failed",
 					   "quarantined", "skipped" };
 
-static void iso_time(uint64_t ns, char *out, size_t cap)
+void lk_iso_time(uint64_t ns, char *out, size_t cap)
 {
 	time_t t = (time_t)(ns / 1000000000ull);
 	struct tm tm;
@@ -961,12 +1058,12 @@ void lk_job_json(const struct lk_job *j, struct gbuf *b)
 {
 	char q[40], s[40], f[40], cid[65];
 
-	iso_time(j->t_queued, q, sizeof(q));
-	iso_time(j->t_started, s, sizeof(s));
-	iso_time(j->t_finished, f, sizeof(f));
+	lk_iso_time(j->t_queued, q, sizeof(q));
+	lk_iso_time(j->t_started, s, sizeof(s));
+	lk_iso_time(j->t_finished, f, sizeof(f));
 	hex_encode(j->cid, 32, cid);
 	gbuf_printf(&b[0], "{\"id\":%" PRIu64 ",\"kind\":\"%s\",\"state\":\"%s\","
-		    "\"table\":", j->id, j->kind == JK_INGEST ? "ingest" : "drop",
+		    "\"table\":", j->id, kind_names_job[j->kind],
 		    state_names[j->state]);
 	lt_json_quote(b, j->tname ? j->tname : "", j->tname ? strlen(j->tname) : 0);
 	gbuf_printf(b, ",\"file\":");
@@ -987,16 +1084,19 @@ void lk_job_json(const struct lk_job *j, struct gbuf *b)
 		lt_json_quote(b, j->error, strlen(j->error));
 	else
 		gbuf_printf(b, "null");
+	if (j->inputs)
+		gbuf_printf(b, ",\"inputs\":%s", j->inputs);
 	gbuf_printf(b, "}");
 }
 
-static void job_free(struct lk_job *j)
+void lk_job_free(struct lk_job *j)
 {
 	if (!j)
 		return;
 	free(j->path);
 	free(j->tname);
 	free(j->error);
+	free(j->inputs);
 	free(j);
 }
 
@@ -1059,7 +1159,8 @@ static struct lk_job *job_parse(const char *s)
 	j->id = strtoull(buf, NULL, 10);
 	if (!json_field(s, "kind", buf, sizeof(buf)))
 		goto bad;
-	j->kind = strcmp(buf, "drop") == 0 ? JK_DROP : JK_INGEST;
+	j->kind = strcmp(buf, "drop") == 0 ? JK_DROP :
+		  strcmp(buf, "refresh") == 0 ? JK_REFRESH : JK_INGEST;
 	if (!json_field(s, "state", buf, sizeof(buf)))
 		goto bad;
 	j->state = (enum lk_job_state)name_index(state_names, 6, buf);
@@ -1083,7 +1184,7 @@ bad:
 	return NULL;
 }
 
-static uint64_t realtime_ns(void)
+uint64_t lk_realtime_ns(void)
 {
 	struct timespec ts;
 
@@ -1092,7 +1193,7 @@ static uint64_t realtime_ns(void)
 }
 
 /* Queue a job (persisting it first). Takes j over. */
-static int job_submit(struct lake *l, struct lk_job *j)
+int lk_job_submit(struct lake *l, struct lk_job *j)
 {
 	int err;
 
@@ -1100,12 +1201,12 @@ static int job_submit(struct lake *l, struct lk_job *j)
 	j->id = ++l->next_job;
 	pthread_mutex_unlock(&l->lock);
 	j->state = JS_QUEUED;
-	j->t_queued = realtime_ns();
+	j->t_queued = lk_realtime_ns();
 	err = job_save(l, j);
 	if (err < 0) {
 		log_err("cannot record a job for %s: %s", j->tname ? j->tname : "?",
 			strerror(-err));
-		job_free(j);
+		lk_job_free(j);
 		return err;
 	}
 	pthread_mutex_lock(&l->lock);
@@ -1158,7 +1259,7 @@ static int scan_file(struct scan *s, const char *name, uint64_t ino)
 	if (meta_get_inode(l->m, ino, &md) < 0 || !S_ISREG(md.mode))
 		return 0;
 	pthread_mutex_lock(&l->lock);
-	map_put(l->files, ino, s->table);
+	lk_map_put(l->files, ino, s->table);
 	pthread_mutex_unlock(&l->lock);
 	switch (vfs_busy(l->v, ino)) {
 	case 1:
@@ -1209,7 +1310,7 @@ static int scan_file(struct scan *s, const char *name, uint64_t ino)
 		}
 	}
 	j->tname = lk_sec_path(l, s->table);
-	if (job_submit(l, j) == 0)
+	if (lk_job_submit(l, j) == 0)
 		s->submitted++;
 	return 0;
 }
@@ -1301,7 +1402,7 @@ static void scan_table(struct lake *l, uint64_t table, int force)
 	int quiet = prop_quiet(l, table);
 
 	s.quiet_ns = (uint64_t)quiet * 1000000ull;
-	s.now_real = realtime_ns();
+	s.now_real = lk_realtime_ns();
 	scan_dir(&s, table);
 	if (s.wait_ns)
 		schedule_scan(l, table, s.wait_ns / 1000000 + 1);
@@ -1324,8 +1425,8 @@ static void requiet(struct lake *l)
 		uint64_t at = mono_ns() + (uint64_t)prop_quiet(l, tables[i]) * 1000000ull;
 
 		pthread_mutex_lock(&l->lock);
-		if (map_get(l->scan_at, tables[i], NULL))
-			map_put(l->scan_at, tables[i], at);
+		if (lk_map_get(l->scan_at, tables[i], NULL))
+			lk_map_put(l->scan_at, tables[i], at);
 		pthread_cond_broadcast(&l->cond);
 		pthread_mutex_unlock(&l->lock);
 	}
@@ -1341,8 +1442,8 @@ static void schedule_scan(struct lake *l, uint64_t table, uint64_t delay_ms)
 	at = mono_ns() + delay_ms * 1000000ull;
 	pthread_mutex_lock(&l->lock);
 	/* a later event pushes the scan later: the file changed again */
-	if (!map_get(l->scan_at, table, &cur) || cur < at)
-		map_put(l->scan_at, table, at);
+	if (!lk_map_get(l->scan_at, table, &cur) || cur < at)
+		lk_map_put(l->scan_at, table, at);
 	pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->lock);
 }
@@ -1356,7 +1457,7 @@ static int lake_run_table(struct lake *l, uint64_t table)
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&l->lock);
-	map_del(l->scan_at, table);
+	lk_map_del(l->scan_at, table);
 	pthread_mutex_unlock(&l->lock);
 	scan_table(l, table, 1);
 	return 0;
@@ -1371,17 +1472,18 @@ static int lake_drop(struct lake *l, uint64_t ino)
 	j->kind = JK_DROP;
 	j->table = ino;
 	j->tname = lk_sec_path(l, ino);
-	return job_submit(l, j);
+	return lk_job_submit(l, j);
 }
 
-static void table_status(struct lake *l, uint64_t table, struct gbuf *b)
+static void table_status(struct lake *l, uint64_t table, const char *rec,
+			 struct gbuf *b)
 {
 	char key[64], *val = NULL;
 	size_t len;
 	uint64_t pending = 0, running = 0, at;
 	const struct lk_job *last = NULL;
 
-	lk_key(key, sizeof(key), "tbl", table);
+	lk_key(key, sizeof(key), rec, table);
 	meta_get_kv(l->m, key, &val, &len);
 	pthread_mutex_lock(&l->lock);
 	for (struct lk_job *j = l->queue; j; j = j->next)
@@ -1389,7 +1491,7 @@ static void table_status(struct lake *l, uint64_t table, struct gbuf *b)
 			running++;
 		else if (j->table == table)
 			pending++;
-	if (map_get(l->scan_at, table, &at))
+	if (lk_map_get(l->scan_at, table, &at) || lk_map_get(l->gold_at, table, &at))
 		pending++;
 	for (struct lk_job *j = l->recent; j; j = j->next)
 		if (j->table == table)
@@ -1427,7 +1529,7 @@ static void job_finish(struct lake *l, struct lk_job *j)
 			l->queue_tail = t;
 		}
 	}
-	map_del(l->busy, j->table);
+	lk_map_del(l->busy, j->table);
 	l->running--;
 	if (j->state == JS_FAILED)
 		l->failed++;
@@ -1447,7 +1549,7 @@ static void job_finish(struct lake *l, struct lk_job *j)
 		l->recent = old->next;
 		l->nrecent--;
 		forget = old->id;
-		job_free(old);
+		lk_job_free(old);
 	}
 	pthread_cond_broadcast(&l->cond);
 	pthread_cond_broadcast(&l->idle);
@@ -1554,7 +1656,7 @@ static int drop_table_records(struct lake *l, uint64_t table)
 	return err;
 }
 
-static int name_in_parent(struct lake *l, uint64_t parent, uint64_t ino, char *name,
+int lk_name_in_parent(struct lake *l, uint64_t parent, uint64_t ino, char *name,
 			  size_t cap);
 
 struct find_name {
@@ -1578,7 +1680,7 @@ static int find_name_fn(void *arg, const char *name, uint64_t ino, uint32_t mode
 	return 1;
 }
 
-static int name_in_parent(struct lake *l, uint64_t parent, uint64_t ino, char *name,
+int lk_name_in_parent(struct lake *l, uint64_t parent, uint64_t ino, char *name,
 			  size_t cap)
 {
 	struct find_name f = { ino, name, cap, 0 };
@@ -1604,10 +1706,12 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 				  "drop the catalog");
 		return JS_FAILED;
 	}
-	if (s.layer == LY_SILVER || s.layer == LY_GOLD) {
+	if (s.layer == LY_SILVER) {
 		j->error = strdup("drop the bronze table; its silver table goes with it");
 		return JS_FAILED;
 	}
+	if (s.layer == LY_GOLD && s.kind == LK_TABLE && (err = gold_drop_records(l, j->table)) < 0)
+		goto fail;
 	if (s.kind == LK_TABLE && s.layer == LY_BRONZE) {
 		char tkey[64], *val;
 		size_t len;
@@ -1620,7 +1724,7 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 				char sname[LAKE_NAME_MAX + 1];
 
 				if (lk_sec_get(l, silver, &ss) == 0 &&
-				    name_in_parent(l, ss.parent, silver, sname, sizeof(sname)) == 0 &&
+				    lk_name_in_parent(l, ss.parent, silver, sname, sizeof(sname)) == 0 &&
 				    (err = drop_tree(l, silver)) == 0 &&
 				    (err = vfs_rmdir(l->v, ss.parent, sname)) == 0) {
 					vfs_notify_entry(l->v, ss.parent, sname);
@@ -1645,6 +1749,20 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 			struct lk_sec c;
 
 			if (lk_sec_get(l, sl.e[i].ino, &c) == 0 && c.kind == LK_SCHEMA &&
+			    c.layer == LY_GOLD) {
+				struct scan_list gl = { 0 };
+
+				meta_readdir(l->m, sl.e[i].ino, 0, drop_collect, &gl);
+				for (size_t t = 0; t < gl.n; t++) {
+					struct lk_sec g;
+
+					if (lk_sec_get(l, gl.e[t].ino, &g) == 0 && g.kind == LK_TABLE)
+						gold_drop_records(l, gl.e[t].ino);
+					free(gl.e[t].name);
+				}
+				free(gl.e);
+			}
+			if (lk_sec_get(l, sl.e[i].ino, &c) == 0 && c.kind == LK_SCHEMA &&
 			    c.layer == LY_BRONZE) {
 				struct scan_list tl = { 0 };
 
@@ -1667,12 +1785,12 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 	}
 	if ((err = drop_tree(l, j->table)) < 0)
 		goto fail;
-	if ((err = name_in_parent(l, s.parent, j->table, name, sizeof(name))) < 0 ||
+	if ((err = lk_name_in_parent(l, s.parent, j->table, name, sizeof(name))) < 0 ||
 	    (err = vfs_rmdir(l->v, s.parent, name)) < 0)
 		goto fail;
 	vfs_notify_entry(l->v, s.parent, name);
 	pthread_mutex_lock(&l->lock);
-	map_del(l->scan_at, j->table);	/* nothing left to wait for */
+	lk_map_del(l->scan_at, j->table);	/* nothing left to wait for */
 	pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->lock);
 	lk_key(key, sizeof(key), "sec", j->table);
@@ -1694,23 +1812,24 @@ static void *worker_main(void *arg)
 		struct lk_job *j;
 
 		for (j = l->queue; j; j = j->next)
-			if (j->state == JS_QUEUED && !map_get(l->busy, j->table, NULL))
+			if (j->state == JS_QUEUED && !lk_map_get(l->busy, j->table, NULL))
 				break;
 		if (!j) {
 			pthread_cond_wait(&l->cond, &l->lock);
 			continue;
 		}
 		j->state = JS_RUNNING;
-		map_put(l->busy, j->table, 1);
+		lk_map_put(l->busy, j->table, 1);
 		l->running++;
 		pthread_mutex_unlock(&l->lock);
 
-		j->t_started = realtime_ns();
+		j->t_started = lk_realtime_ns();
 		job_save(l, j);
-		j->state = j->kind == JK_DROP ? drop_run(l, j) : promote_run(l, j);
-		j->t_finished = realtime_ns();
+		j->state = j->kind == JK_DROP ? drop_run(l, j) :
+			   j->kind == JK_REFRESH ? gold_refresh_run(l, j) : promote_run(l, j);
+		j->t_finished = lk_realtime_ns();
 		if (j->kind == JK_DROP || j->state == JS_FAILED || j->state == JS_SKIPPED)
-			job_save(l, j);	/* promote_run saved the others with its result */
+			job_save(l, j);	/* the others saved it with their result */
 		if (j->state == JS_FAILED)
 			log_err("job %" PRIu64 " (%s %s): %s", j->id, j->tname ? j->tname : "",
 				j->path ? j->path : "", j->error ? j->error : "failed");
@@ -1739,12 +1858,25 @@ static void *sched_main(void *arg)
 					next = e->val;
 			}
 		if (due) {
-			map_del(l->scan_at, due);
+			lk_map_del(l->scan_at, due);
 			pthread_mutex_unlock(&l->lock);
 			scan_table(l, due, 0);
 			pthread_mutex_lock(&l->lock);
 			continue;
 		}
+		{
+			uint64_t gnext = 0;
+
+			pthread_mutex_unlock(&l->lock);
+			gold_tick(l, now, &gnext);
+			pthread_mutex_lock(&l->lock);
+			if (gnext && (!next || gnext < next))
+				next = gnext;
+		}
+		if (l->stopping)
+			break;
+		if (next && next <= mono_ns())
+			continue;
 		if (next) {
 			struct timespec ts = realtime_after(next - now);
 
@@ -1783,7 +1915,7 @@ static int resume_one(void *arg, const char *name, const char *val, size_t len)
 		struct lk_job **nj = realloc(r->jobs, cap * sizeof(*nj));
 
 		if (!nj) {
-			job_free(j);
+			lk_job_free(j);
 			return -ENOMEM;
 		}
 		r->jobs = nj;
@@ -1833,7 +1965,7 @@ int lake_start(struct lake *l)
 
 			lk_key(key, sizeof(key), "job", j->id);
 			vfs_publish(l->v, NULL, 0, &kv, 1);
-			job_free(j);
+			lk_job_free(j);
 		} else {
 			if (l->recent_tail)
 				l->recent_tail->next = j;
@@ -1845,6 +1977,7 @@ int lake_start(struct lake *l)
 	}
 	free(r.jobs);
 	meta_scan_kv(l->m, "sec/", scan_tables, l);
+	gold_start(l);
 	l->nworkers = l->opt.workers;
 	l->workers = calloc(l->nworkers, sizeof(*l->workers));
 	if (!l->workers)
@@ -1901,7 +2034,13 @@ int lake_open(struct lake **out, struct vfs *v, const struct lake_options *o,
 	l->dirs = map_new();
 	l->scan_at = map_new();
 	l->busy = map_new();
-	if (!l->files || !l->dirs || !l->scan_at || !l->busy) {
+	l->gold_at = map_new();
+	l->gold_first = map_new();
+	l->gold_next = map_new();
+	l->sqlfiles = map_new();
+	l->sqlerr = map_new();
+	if (!l->files || !l->dirs || !l->scan_at || !l->busy || !l->gold_at ||
+	    !l->gold_first || !l->gold_next || !l->sqlfiles || !l->sqlerr) {
 		lake_close(l);
 		return -ENOMEM;
 	}
@@ -1927,18 +2066,23 @@ void lake_close(struct lake *l)
 		struct lk_job *j = l->queue;
 
 		l->queue = j->next;
-		job_free(j);
+		lk_job_free(j);
 	}
 	while (l->recent) {
 		struct lk_job *j = l->recent;
 
 		l->recent = j->next;
-		job_free(j);
+		lk_job_free(j);
 	}
 	map_free(l->files, 0);
 	map_free(l->dirs, 1);
 	map_free(l->scan_at, 0);
 	map_free(l->busy, 0);
+	map_free(l->gold_at, 0);
+	map_free(l->gold_first, 0);
+	map_free(l->gold_next, 0);
+	map_free(l->sqlfiles, 0);
+	map_free(l->sqlerr, 1);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
 	pthread_cond_destroy(&l->idle);

@@ -26,6 +26,8 @@ struct lake_options {
 	unsigned workers;		/* promotion threads (0: 2) */
 	uint32_t quiet_ms;		/* default quiet period (0: 1000) */
 	const char *tmp_dir;		/* spill files of upserts (NULL: $TMPDIR) */
+	uint64_t query_timeout_ms;	/* a gold refresh's query (0: 600000) */
+	uint64_t query_memory;		/* its sort/aggregate cache (0: 256 MiB) */
 };
 
 int lake_open(struct lake **out, struct vfs *v, const struct lake_options *o,
@@ -51,7 +53,12 @@ int lake_may_modify(struct lake *l, uint64_t ino);
 /* ---- events, after the change succeeded ---- */
 void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 	       const char *name, const struct stat *st);
-void lake_seen(struct lake *l, uint64_t parent, const struct stat *st);
+void lake_seen(struct lake *l, uint64_t parent, const char *name, const struct stat *st);
+void lake_removed(struct lake *l, uint64_t parent, const char *name);
+/* Gold definitions are checked when a descriptor written to is closed:
+ * whether ino needs the FUSE flush, and the verdict (0 or -EINVAL). */
+int lake_wants_flush(struct lake *l, uint64_t ino);
+int lake_flush(struct lake *l, uint64_t ino);
 void lake_renamed(struct lake *l, uint64_t newparent, const char *newname);
 void lake_closed(struct lake *l, uint64_t ino, int wrote);
 void lake_forget(struct lake *l, uint64_t ino);

@@ -26,7 +26,7 @@ struct lk_sec {
 	char name[LAKE_NAME_MAX + 1];
 };
 
-enum lk_job_kind { JK_INGEST, JK_DROP };
+enum lk_job_kind { JK_INGEST, JK_DROP, JK_REFRESH };
 enum lk_job_state { JS_QUEUED, JS_RUNNING, JS_DONE, JS_FAILED, JS_QUARANTINED,
 		    JS_SKIPPED };
 
@@ -45,6 +45,7 @@ struct lk_job {
 	uint64_t rows_read, rows_written, rows_dropped, rows_quarantined,
 		 rows_deleted, rows_total;
 	char *error;
+	char *inputs;		/* refresh: JSON array of the inputs' versions */
 };
 
 struct lk_map;			/* uint64 -> uint64, lake.c */
@@ -60,7 +61,13 @@ struct lake {
 	struct lk_map *files;	/* file ino (below a table or volume) -> that table or volume */
 	struct lk_map *dirs;	/* dir ino -> packed lk_class (see lake.c) */
 	struct lk_map *scan_at;	/* bronze table ino -> monotonic ns of its next scan */
-	struct lk_map *busy;	/* bronze table ino -> 1 while a job runs on it */
+	struct lk_map *busy;	/* table ino -> 1 while a job runs on it */
+	struct lk_map *gold_at;	/* gold table ino -> monotonic ns of a refresh
+				 * its inputs asked for (debounced) */
+	struct lk_map *gold_first;	/* ... and of the first such ask */
+	struct lk_map *gold_next;	/* gold table on a schedule -> realtime ns due */
+	struct lk_map *sqlfiles;	/* file ino in a gold schema -> that schema */
+	struct lk_map *sqlerr;	/* such a file -> its last verdict (malloc'd text) */
 	struct lk_job *queue, *queue_tail;	/* queued and running jobs */
 	struct lk_job *recent, *recent_tail;	/* finished, newest last */
 	size_t nrecent;
@@ -83,6 +90,69 @@ char *lk_prop(struct lake *l, uint64_t sec, const char *name);
 void lk_job_json(const struct lk_job *j, struct gbuf *out);
 void lk_key(char *buf, size_t cap, const char *what, uint64_t ino);
 extern const struct vfs_ctx lk_engine_ctx;
+
+int lk_job_submit(struct lake *l, struct lk_job *j);
+void lk_job_free(struct lk_job *j);
+int lk_engine_dir(struct lake *l, uint64_t parent, const char *name, uint64_t *ino);
+int lk_make_sec(struct lake *l, uint64_t ino, uint64_t parent, enum lk_kind k,
+		enum lk_layer y, uint64_t src, const char *name);
+int lk_name_ok(const char *name);
+int lk_name_in_parent(struct lake *l, uint64_t parent, uint64_t ino, char *name,
+		      size_t cap);
+uint64_t lk_realtime_ns(void);
+void lk_iso_time(uint64_t ns, char *out, size_t cap);
+/* wake the scheduler (l->lock not held) */
+void lk_wake(struct lake *l);
+/* the uint64 maps (l->lock held) */
+int lk_map_get(const struct lk_map *m, uint64_t k, uint64_t *val);
+int lk_map_put(struct lk_map *m, uint64_t k, uint64_t val);
+uint64_t lk_map_del(struct lk_map *m, uint64_t k);
+/* keys whose value is <= now (at most max into keys); *next: the least
+ * value above now, if less than *next or *next is 0 */
+void lk_map_each_due(const struct lk_map *m, uint64_t now, uint64_t *keys,
+		     size_t *n, size_t max, uint64_t *next);
+
+/* gold.c: gold tables defined by NAME.sql files in a gold schema */
+int gold_flush(struct lake *l, uint64_t ino);
+void gold_named(struct lake *l, uint64_t parent, const char *name, uint64_t ino);
+void gold_unlinked(struct lake *l, uint64_t parent, const char *name);
+void gold_renamed(struct lake *l, uint64_t parent, const char *name);
+int gold_drop_records(struct lake *l, uint64_t gdir);
+void gold_schedule_changed(struct lake *l, uint64_t gdir);
+/* a silver or gold table (its directory) has a new version */
+void gold_input_changed(struct lake *l, uint64_t table_dir);
+enum lk_job_state gold_refresh_run(struct lake *l, struct lk_job *j);
+/* the scheduler's part: queue refreshes that are due; *next: the earliest
+ * monotonic ns something else will be due (0: none) */
+void gold_tick(struct lake *l, uint64_t now_mono, uint64_t *next);
+int gold_run(struct lake *l, uint64_t gold_dir);
+int gold_check_prop(const char *name, const char *val);
+void gold_start(struct lake *l);
+ssize_t gold_error_xattr(struct lake *l, uint64_t ino, void *buf, size_t size);
+
+/* promote.c: files the engine writes aside (lk_of_*: buffered, fsynced by
+ * lk_of_finish, published with vfs_publish) and reads (lk_in_pread) */
+struct out_file {
+	struct lake *l;
+	struct vfs_file *f;
+	uint64_t ino;
+	uint64_t off;
+	unsigned char *buf;
+	size_t n;
+	int err;
+};
+
+struct in_file {
+	struct lake *l;
+	struct vfs_file *f;
+};
+
+int lk_of_open(struct lake *l, struct out_file *o);
+int lk_of_write(void *arg, const void *p, size_t n);
+int lk_of_clone(struct out_file *o, uint64_t src);
+int lk_of_finish(struct out_file *o);
+void lk_of_close(struct out_file *o);
+ssize_t lk_in_pread(void *arg, void *buf, size_t n, uint64_t off);
 
 /* promote.c: one job; fills j's figures, or j->error. JS_DONE, ... */
 enum lk_job_state promote_run(struct lake *l, struct lk_job *j);

@@ -85,17 +85,7 @@ int promote_cid(struct lake *l, uint64_t ino, unsigned char cid[32])
 
 /* ---- files built aside ---- */
 
-struct out_file {
-	struct lake *l;
-	struct vfs_file *f;
-	uint64_t ino;
-	uint64_t off;
-	unsigned char *buf;
-	size_t n;
-	int err;
-};
-
-static int of_open(struct lake *l, struct out_file *o)
+int lk_of_open(struct lake *l, struct out_file *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->l = l;
@@ -104,7 +94,7 @@ static int of_open(struct lake *l, struct out_file *o)
 	return vfs_tmpfile(l->v, &lk_engine_ctx, 0444, &o->f, &o->ino);
 }
 
-static int of_flush(struct out_file *o)
+static int lk_of_flush(struct out_file *o)
 {
 	ssize_t w;
 
@@ -121,7 +111,7 @@ static int of_flush(struct out_file *o)
 	return o->err;
 }
 
-static int of_write(void *arg, const void *p, size_t n)
+int lk_of_write(void *arg, const void *p, size_t n)
 {
 	struct out_file *o = arg;
 
@@ -144,13 +134,13 @@ static int of_write(void *arg, const void *p, size_t n)
 		p = (const char *)p + k;
 		n -= k;
 		if (o->n == WBUF)
-			of_flush(o);
+			lk_of_flush(o);
 	}
 	return o->err;
 }
 
 /* Start as a copy of src's committed bytes (shared blocks). */
-static int of_clone(struct out_file *o, uint64_t src)
+int lk_of_clone(struct out_file *o, uint64_t src)
 {
 	struct meta_inode md;
 	int err = meta_get_inode(o->l->m, src, &md);
@@ -162,16 +152,16 @@ static int of_clone(struct out_file *o, uint64_t src)
 	return err;
 }
 
-static int of_finish(struct out_file *o)
+int lk_of_finish(struct out_file *o)
 {
-	int err = of_flush(o);
+	int err = lk_of_flush(o);
 
 	if (err == 0)
 		err = vfs_fsync(o->l->v, o->f, 0);
 	return err;
 }
 
-static void of_close(struct out_file *o)
+void lk_of_close(struct out_file *o)
 {
 	if (o->f)
 		vfs_release(o->l->v, o->f);
@@ -182,12 +172,7 @@ static void of_close(struct out_file *o)
 
 /* ---- reading a file ---- */
 
-struct in_file {
-	struct lake *l;
-	struct vfs_file *f;
-};
-
-static ssize_t in_pread(void *arg, void *buf, size_t n, uint64_t off)
+ssize_t lk_in_pread(void *arg, void *buf, size_t n, uint64_t off)
 {
 	struct in_file *in = arg;
 
@@ -376,9 +361,9 @@ static int run_begin(void *arg, int rewrite)
 
 	r->began = 1;
 	if (!rewrite && r->t.csv && r->t.jsonl) {
-		err = of_clone(&r->csv, r->t.csv);
+		err = lk_of_clone(&r->csv, r->t.csv);
 		if (err == 0)
-			err = of_clone(&r->jsonl, r->t.jsonl);
+			err = lk_of_clone(&r->jsonl, r->t.jsonl);
 	}
 	return err;
 }
@@ -389,12 +374,12 @@ static int run_restart(void *arg)
 	struct run *r = arg;
 	int err;
 
-	of_close(&r->csv);
-	of_close(&r->jsonl);
-	of_close(&r->quar);
+	lk_of_close(&r->csv);
+	lk_of_close(&r->jsonl);
+	lk_of_close(&r->quar);
 	r->began = 0;
-	if ((err = of_open(r->l, &r->csv)) < 0 || (err = of_open(r->l, &r->jsonl)) < 0 ||
-	    (err = of_open(r->l, &r->quar)) < 0)
+	if ((err = lk_of_open(r->l, &r->csv)) < 0 || (err = lk_of_open(r->l, &r->jsonl)) < 0 ||
+	    (err = lk_of_open(r->l, &r->quar)) < 0)
 		return err;
 	return 0;
 }
@@ -476,44 +461,44 @@ static int publish(struct run *r, struct ingest_out *o)
 	}
 
 	/* _history.jsonl: the old lines (shared blocks) and one more */
-	if (r->t.history && (err = of_clone(&r->hist, r->t.history)) < 0)
+	if (r->t.history && (err = lk_of_clone(&r->hist, r->t.history)) < 0)
 		return err;
 	history_line(r, o, quarantined ? "quarantined" : empty ? "empty" : "ok", &hist);
 	if (hist.failed)
 		err = -ENOMEM;
 	if (err == 0)
-		err = of_write(&r->hist, hist.p, hist.n);
+		err = lk_of_write(&r->hist, hist.p, hist.n);
 	if (err == 0)
-		err = of_finish(&r->hist);
+		err = lk_of_finish(&r->hist);
 	free(hist.p);
 	if (err < 0)
 		return err;
 	links[nl++] = (struct vfs_link_req){ r->t.silver, "_history.jsonl", r->hist.ino };
 
 	if (o->rows_quarantined || o->rows_dropped || quarantined) {
-		if ((err = of_finish(&r->quar)) < 0)
+		if ((err = lk_of_finish(&r->quar)) < 0)
 			return err;
 		snprintf(qname, sizeof(qname), "%" PRIu64 ".jsonl", j->id);
 		links[nl++] = (struct vfs_link_req){ qdir, qname, r->quar.ino };
 	}
 	if (quarantined) {
 		/* the rejected file itself, as it landed */
-		if ((err = of_open(l, &r->qfile)) < 0 ||
-		    (err = of_clone(&r->qfile, j->file)) < 0 ||
-		    (err = of_finish(&r->qfile)) < 0)
+		if ((err = lk_of_open(l, &r->qfile)) < 0 ||
+		    (err = lk_of_clone(&r->qfile, j->file)) < 0 ||
+		    (err = lk_of_finish(&r->qfile)) < 0)
 			return err;
 		snprintf(qfname, sizeof(qfname), "%" PRIu64 "-%.200s", j->id,
 			 base_name(j->path ? j->path : "batch"));
 		links[nl++] = (struct vfs_link_req){ qdir, qfname, r->qfile.ino };
 	} else if (!empty) {
-		if ((err = of_finish(&r->csv)) < 0 || (err = of_finish(&r->jsonl)) < 0)
+		if ((err = lk_of_finish(&r->csv)) < 0 || (err = lk_of_finish(&r->jsonl)) < 0)
 			return err;
 		lt_schema_to_json(&o->schema, &sch);
 		if (sch.failed)
 			return -ENOMEM;
-		err = of_write(&r->schema, sch.p, sch.n);
+		err = lk_of_write(&r->schema, sch.p, sch.n);
 		if (err == 0)
-			err = of_finish(&r->schema);
+			err = lk_of_finish(&r->schema);
 		if (err < 0) {
 			free(sch.p);
 			return err;
@@ -554,7 +539,7 @@ enum lk_job_state promote_run(struct lake *l, struct lk_job *j)
 {
 	struct run r = { .l = l, .j = j };
 	struct in_file in = { l, NULL };
-	struct ingest_reader src = { &in, in_pread, 0 }, cur = { NULL, in_pread, 0 };
+	struct ingest_reader src = { &in, lk_in_pread, 0 }, cur = { NULL, lk_in_pread, 0 };
 	struct in_file cin = { l, NULL };
 	struct ingest_table tab = { 0 };
 	struct ingest_out o = { 0 };
@@ -603,23 +588,26 @@ enum lk_job_state promote_run(struct lake *l, struct lk_job *j)
 	}
 	tab.schema = &r.t.schema;
 	tab.rows = r.t.rows;
-	if ((err = of_open(l, &r.csv)) < 0 || (err = of_open(l, &r.jsonl)) < 0 ||
-	    (err = of_open(l, &r.quar)) < 0 || (err = of_open(l, &r.schema)) < 0 ||
-	    (err = of_open(l, &r.hist)) < 0) {
+	if ((err = lk_of_open(l, &r.csv)) < 0 || (err = lk_of_open(l, &r.jsonl)) < 0 ||
+	    (err = lk_of_open(l, &r.quar)) < 0 || (err = lk_of_open(l, &r.schema)) < 0 ||
+	    (err = lk_of_open(l, &r.hist)) < 0) {
 		msg = strdup(strerror(-err));
 		goto out;
 	}
 	o.begin = run_begin;
 	o.restart = run_restart;
 	o.begin_arg = &r;
-	o.csv = (struct ingest_writer){ &r.csv, of_write };
-	o.jsonl = (struct ingest_writer){ &r.jsonl, of_write };
-	o.quarantine = (struct ingest_writer){ &r.quar, of_write };
+	o.csv = (struct ingest_writer){ &r.csv, lk_of_write };
+	o.jsonl = (struct ingest_writer){ &r.jsonl, lk_of_write };
+	o.quarantine = (struct ingest_writer){ &r.quar, lk_of_write };
 	err = ingest_run(&k.c, &src, &tab, &o, &msg);
 	if (err == 0)
 		err = publish(&r, &o);
 	if (err == 0) {
 		st = j->state;
+		if (st == JS_DONE && j->version > r.t.version)
+			gold_input_changed(l, r.t.silver);	/* silver.T readers */
+		gold_input_changed(l, j->table);		/* bronze.T readers */
 		log_info("%s: %s -> version %" PRIu64 " (%" PRIu64 " rows read, %" PRIu64
 			 " written, %" PRIu64 " quarantined)%s%s", j->tname ? j->tname : "",
 			 j->path ? j->path : "", j->version, o.rows_read, o.rows_written,
@@ -633,12 +621,12 @@ out:
 		free(j->error);
 		j->error = msg;
 	}
-	of_close(&r.csv);
-	of_close(&r.jsonl);
-	of_close(&r.quar);
-	of_close(&r.schema);
-	of_close(&r.hist);
-	of_close(&r.qfile);
+	lk_of_close(&r.csv);
+	lk_of_close(&r.jsonl);
+	lk_of_close(&r.quar);
+	lk_of_close(&r.schema);
+	lk_of_close(&r.hist);
+	lk_of_close(&r.qfile);
 	if (cin.f)
 		vfs_release(l->v, cin.f);
 	vfs_release(l->v, in.f);

@@ -75,6 +75,9 @@ int sqlq_prepare(struct sqlq *q, const char *sql, char **err);
 /* After a prepare: the tables it reads, as "silver.T", "gold.T",
  * "bronze.T" or "CAT.silver.T" (n strings, owned by q). */
 const char *const *sqlq_deps(const struct sqlq *q, size_t *n);
+/* After a prepare: the result's columns (names as SQLite gives them). */
+size_t sqlq_ncols(const struct sqlq *q);
+const char *sqlq_col_name(const struct sqlq *q, size_t i);
 
 struct sqlq_result {
 	struct lt_schema schema;	/* column names and types (owned) */

@@ -166,6 +166,8 @@ int vfs_tmpfile(struct vfs *v, const struct vfs_ctx *c, mode_t mode,
 		struct vfs_file **f, uint64_t *ino);
 int vfs_clone(struct vfs *v, struct vfs_file *f, uint64_t src);
 uint64_t vfs_file_ino(const struct vfs_file *f);
+/* the open(2) flags f was opened with */
+int vfs_file_flags(const struct vfs_file *f);
 /* 1 while some open file (any handle) refers to ino; 2 when it is closed
  * but its data is not all committed yet (seals in flight); else 0. */
 int vfs_busy(struct vfs *v, uint64_t ino);

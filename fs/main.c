@@ -66,6 +66,7 @@ struct mount_opts {
 	uint64_t snapshot_records, snapshot_interval;
 	/* the lake */
 	uint64_t quiet_ms, lake_workers;
+	uint64_t query_timeout_ms, query_memory;
 	char fuse_opts[4096];	/* passed through to FUSE, comma-separated */
 };
 
@@ -133,6 +134,9 @@ static void usage(FILE *f)
 "                      before it is ingested, where no table, schema or\n"
 "                      catalog sets user.lakefs.quiet_ms (default 1000)\n"
 "  lake_workers=N      promotion jobs run at once, one per table (default 2)\n"
+"  query_timeout=S     a gold refresh's query may run S seconds (default 600)\n"
+"  query_memory=SIZE   page cache of a gold query's sorts and aggregates,\n"
+"                      which spill to STATE/tmp past it (default 256M)\n"
 "Other -o options (allow_other, ro, ...) are passed to FUSE; the mount\n"
 "helper drops rw, defaults, auto, noauto, nofail, _netdev, user, users.\n");
 }
@@ -283,6 +287,20 @@ static int apply_opt(struct mount_opts *o, char *opt)
 			o->quiet_ms = n ? n : 1;
 		else
 			o->lake_workers = n;
+		return 0;
+	}
+	if (strcmp(opt, "query_timeout") == 0 && val) {
+		double sec;
+
+		if (parse_double(val, &sec) < 0 || sec < 0.001 || sec > 86400)
+			return -EINVAL;
+		o->query_timeout_ms = (uint64_t)(sec * 1000);
+		return 0;
+	}
+	if (strcmp(opt, "query_memory") == 0 && val) {
+		if (parse_size(val, &n) < 0 || n < (1 << 20))
+			return -EINVAL;
+		o->query_memory = n;
 		return 0;
 	}
 	if (strcmp(opt, "fsname") == 0 || strcmp(opt, "subtype") == 0)
@@ -782,7 +800,7 @@ int main(int argc, char **argv)
 	vfs_set_root_extra(d.vfs, CTL_DIR_NAME, CTL_DIR_INO);
 	{
 		struct lake_options lo = { (unsigned)o.lake_workers, (uint32_t)o.quiet_ms,
-					   NULL };
+					   NULL, o.query_timeout_ms, o.query_memory };
 		char tmp[4200];
 
 		/* upserts spill to the state's filesystem, not to a small /tmp */

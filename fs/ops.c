@@ -134,7 +134,7 @@ static void lfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if ((parent == 1 && strcmp(name, CTL_DIR_NAME) == 0) || ctl_owns(parent))
 		err = ctl_lookup(d, parent, name, &st);
 	else if ((err = vfs_lookup(d->vfs, parent, name, &st)) == 0)
-		lake_seen(d->lake, parent, &st);
+		lake_seen(d->lake, parent, name, &st);
 	reply_entry(req, err, &st);
 }
 
@@ -298,8 +298,8 @@ static void lfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int err = is_ctl_parent(parent, name) ? -EPERM :
 		  lake_may_remove(d->lake, parent, name, 0);
 
-	if (err == 0)
-		err = vfs_unlink(d->vfs, parent, name);
+	if (err == 0 && (err = vfs_unlink(d->vfs, parent, name)) == 0)
+		lake_removed(d->lake, parent, name);
 
 	fuse_reply_err(req, -err);
 }
@@ -384,6 +384,8 @@ static void lfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = 1;
+	/* close() costs no round trip, but for gold definitions (see flush) */
+	fi->noflush = !((fi->flags & O_ACCMODE) != O_RDONLY && lake_wants_flush(d->lake, ino));
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		vfs_release(d->vfs, f);		/* the opener was interrupted */
 }
@@ -415,6 +417,7 @@ static void lfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.entry_timeout = d->entry_timeout;
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = 1;
+	fi->noflush = !lake_wants_flush(d->lake, st.st_ino);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		vfs_release(d->vfs, f);
 		vfs_forget(d->vfs, st.st_ino, 1);
@@ -500,6 +503,22 @@ static void lfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		lake_closed(fsd_of(req)->lake, ino, (fi->flags & O_ACCMODE) != O_RDONLY);
 	}
 	fuse_reply_err(req, 0);
+}
+
+/*
+ * The kernel sends FLUSH at every close() of a descriptor, unless the open
+ * said noflush: only descriptors written to a gold definition (NAME.sql in
+ * a gold schema) get here, and a definition that does not compile fails
+ * that close() with EINVAL.
+ */
+static void lfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int err = 0;
+
+	/* FLUSH carries no open flags: the handle has them */
+	if (!is_ctl_fh(fi) && (vfs_file_flags(vfs_fh(fi)) & O_ACCMODE) != O_RDONLY)
+		err = lake_flush(fsd_of(req)->lake, ino);
+	fuse_reply_err(req, -err);
 }
 
 /* With -o durability=remote, fsync also waits for the bucket. */
@@ -736,6 +755,7 @@ const struct fuse_lowlevel_ops lfs_ops = {
 	.create = lfs_create,
 	.read = lfs_read,
 	.write = lfs_write,
+	.flush = lfs_flush,
 	.release = lfs_release,
 	.fsync = lfs_fsync,
 	.fallocate = lfs_fallocate,

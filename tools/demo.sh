@@ -16,7 +16,10 @@
 # with its schemas bronze, silver and gold): sales/bronze/orders/ (CSV),
 # sales/bronze/btc_prices/ (JSON lines) and sales/bronze/quotes/ (CSV).
 # lakefs promotes each to a typed silver table, sales/silver/TABLE/; the
-# demo waits for that (lakefs wait) and shows the results.
+# demo waits for that (lakefs wait), defines three gold tables in SQL over
+# them (sales/gold/NAME.sql: revenue per day, the average Bitcoin price
+# per hour, the latest quote per ticker), waits for their refresh and
+# shows the results.
 set -eu
 
 if [ $# -ne 3 ]; then
@@ -129,8 +132,47 @@ awk 'BEGIN {
 		}
 }' | land quotes quotes_2026-11-02.csv
 
+# gold tables: SQL over silver, refreshed when silver changes
+define() {
+	if [ -s "$mnt/sales/gold/$1.sql" ]; then
+		cat >/dev/null
+		echo "demo: sales/gold/$1.sql is already there"
+		return 0
+	fi
+	cat >"$mnt/sales/gold/$1.sql" || die "sales/gold/$1.sql was refused: $(cat "$mnt/sales/gold/$1/_error" 2>/dev/null)"
+	echo "demo: defined sales/gold/$1.sql"
+}
 echo "demo: waiting for the silver tables (lakefs wait)"
 "$bin/lakefs" wait "$mnt" --timeout 60 || die "promotion did not finish in 60 s (see: $bin/lakefs jobs $mnt)"
+define daily_revenue <<'SQL'
+-- revenue per day from the orders
+SELECT date AS day,
+       count(*) AS orders,
+       round(sum(quantity * unit_price), 2) AS revenue
+FROM silver.orders
+GROUP BY date
+ORDER BY date
+SQL
+define btc_hourly <<'SQL'
+-- the average Bitcoin price per hour
+SELECT substr(timestamp, 1, 13) || ':00:00Z' AS hour,
+       round(avg(price_usd), 2) AS avg_price_usd,
+       count(*) AS samples
+FROM silver.btc_prices
+GROUP BY 1
+ORDER BY 1
+SQL
+define latest_quotes <<'SQL'
+-- the latest quote per ticker
+WITH ranked AS (
+    SELECT ticker, ts, bid, ask,
+           row_number() OVER (PARTITION BY ticker ORDER BY ts DESC) AS rn
+    FROM silver.quotes
+)
+SELECT ticker, ts, bid, ask FROM ranked WHERE rn = 1 ORDER BY ticker
+SQL
+echo "demo: waiting for the gold tables (lakefs wait)"
+"$bin/lakefs" wait "$mnt" --timeout 60 || die "gold refresh did not finish in 60 s (see: $bin/lakefs jobs $mnt)"
 echo
 echo "\$ ls $mnt/sales $mnt/sales/bronze $mnt/sales/silver"
 ls "$mnt/sales" "$mnt/sales/bronze" "$mnt/sales/silver"
@@ -143,6 +185,15 @@ head -2 "$mnt/sales/silver/btc_prices/btc_prices.jsonl"
 echo
 echo "\$ cat $mnt/sales/silver/quotes/_schema.json"
 cat "$mnt/sales/silver/quotes/_schema.json"
+echo
+echo "\$ cat $mnt/sales/gold/daily_revenue.sql"
+cat "$mnt/sales/gold/daily_revenue.sql"
+echo
+echo "\$ head -4 $mnt/sales/gold/daily_revenue/daily_revenue.csv"
+head -4 "$mnt/sales/gold/daily_revenue/daily_revenue.csv"
+echo
+echo "\$ cat $mnt/sales/gold/latest_quotes/latest_quotes.csv"
+cat "$mnt/sales/gold/latest_quotes/latest_quotes.csv"
 echo
 echo "\$ lakefs jobs $mnt"
 "$bin/lakefs" jobs "$mnt"

@@ -7,6 +7,7 @@
  * The exception is restore, which has no mount to talk to: it reads the
  * bucket and writes a new state directory.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -57,6 +58,12 @@ static void usage(FILE *f)
 "  wait MOUNTPOINT [--timeout S]\n"
 "                               return once no file waits to land and no\n"
 "                               job is queued or running; exit 1 on timeout\n"
+"  gold list MOUNTPOINT/CATALOG  the gold tables of a catalog: name, state,\n"
+"                               version, rows, last refresh, inputs\n"
+"  gold check FILE.sql MOUNTPOINT/CATALOG\n"
+"                               compile a gold definition against the\n"
+"                               catalog without installing it; exit 1 with\n"
+"                               the message (line, column) if it is refused\n"
 "  drop PATH                    remove a table (bronze files, silver table,\n"
 "                               history), a volume, a volume schema or a\n"
 "                               whole catalog\n"
@@ -833,6 +840,105 @@ static int cmd_run(int argc, char **argv)
 	}
 }
 
+static int gold_list(const char *cat)
+{
+	char dir[4200], st[16384];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/gold", cat);
+	if (!(d = opendir(dir))) {
+		fprintf(stderr, "lakefs gold list: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	printf("%-24s %-6s %-11s %8s %10s  %-24s  %s\n", "NAME", "STATE", "LAST", "VERSION",
+	       "ROWS", "REFRESHED", "INPUTS");
+	while ((e = readdir(d)) != NULL) {
+		char path[4400], rec[256] = "", last[32] = "-", when[64] = "-",
+		     inputs[2048] = "-", state[16] = "", ver[32] = "0", rows[32] = "0";
+		const char *lj, *p;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (table_status(path, st, sizeof(st)) < 0)
+			continue;	/* a definition file, not a table */
+		json_field(st, "state", state, sizeof(state));
+		if (json_field(st, "record", rec, sizeof(rec)) == 0) {
+			if ((p = strstr(rec, "version=")))
+				snprintf(ver, sizeof(ver), "%.*s", (int)strcspn(p + 8, " "), p + 8);
+			if ((p = strstr(rec, "rows=")))
+				snprintf(rows, sizeof(rows), "%.*s", (int)strcspn(p + 5, " "), p + 5);
+		}
+		if ((lj = strstr(st, "\"last_job\":{"))) {
+			json_field(lj, "state", last, sizeof(last));
+			json_field(lj, "finished", when, sizeof(when));
+			if ((p = strstr(lj, "\"inputs\":["))) {
+				size_t k = strcspn(p + 10, "]");
+
+				snprintf(inputs, sizeof(inputs), "%.*s]", (int)k + 1, p + 10);
+			}
+		}
+		printf("%-24s %-6s %-11s %8s %10s  %-24s  %s\n", e->d_name, state, last, ver,
+		       rows, when, inputs);
+		n++;
+	}
+	closedir(d);
+	if (!n)
+		printf("(no gold tables in %s)\n", cat);
+	return 0;
+}
+
+static int gold_check(const char *file, const char *cat)
+{
+	char tmp[4200], msg[8192];
+	size_t len;
+	char *sql = read_file(file, &len);
+	int fd, bad = 0;
+	ssize_t n;
+
+	if (!sql) {
+		fprintf(stderr, "lakefs gold check: %s: %s\n", file, strerror(errno));
+		return 2;
+	}
+	/* a leading dot: compiled at close, never installed */
+	snprintf(tmp, sizeof(tmp), "%s/gold/.check-%d.sql", cat, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "lakefs gold check: %s: %s\n", tmp, strerror(errno));
+		free(sql);
+		return 2;
+	}
+	if (write(fd, sql, len) != (ssize_t)len) {
+		fprintf(stderr, "lakefs gold check: %s: %s\n", tmp, strerror(errno));
+		bad = 2;
+	}
+	free(sql);
+	if (close(fd) < 0 && errno == EINVAL && !bad)
+		bad = 1;
+	if (bad == 1) {
+		n = getxattr(tmp, PROP_PREFIX "error", msg, sizeof(msg) - 1);
+		msg[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "%s: %s\n", file, n > 0 ? msg : "refused (see the daemon's log)");
+	} else if (!bad) {
+		printf("%s: ok\n", file);
+	}
+	unlink(tmp);
+	return bad;
+}
+
+static int cmd_gold(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[0], "list") == 0)
+		return gold_list(argv[1]);
+	if (argc == 3 && strcmp(argv[0], "check") == 0)
+		return gold_check(argv[1], argv[2]);
+	fprintf(stderr, "usage: lakefs gold list MOUNTPOINT/CATALOG\n"
+		"       lakefs gold check FILE.sql MOUNTPOINT/CATALOG\n");
+	return 2;
+}
+
 static int cmd_drop(int argc, char **argv)
 {
 	struct stat st;
@@ -881,6 +987,8 @@ int main(int argc, char **argv)
 		return cmd_wait(argc - 2, argv + 2);
 	if (strcmp(argv[1], "drop") == 0)
 		return cmd_drop(argc - 2, argv + 2);
+	if (strcmp(argv[1], "gold") == 0)
+		return cmd_gold(argc - 2, argv + 2);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
