@@ -36,7 +36,7 @@ endif
 LIB_SRC   := util/log.c util/util.c sync/workq.c sync/local.c sync/blockstore.c sync/s3.c \
              sync/remote.c catalog/journal.c \
              catalog/meta.c catalog/inode.c catalog/ns.c catalog/types.c \
-             catalog/csv.c catalog/json.c catalog/ingest.c catalog/lake.c \
+             catalog/csv.c catalog/json.c catalog/ingest.c catalog/sqlq.c catalog/lake.c \
              catalog/promote.c
 FS_SRC    := fs/main.c fs/ops.c fs/ctl.c
 TOOL_SRC  := tools/lakefs.c
