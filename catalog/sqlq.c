@@ -194,22 +194,6 @@ static int is_layer(const char *s, size_t n)
 	return 0;
 }
 
-static void sql_ident(struct gbuf *b, const char *s, size_t n)
-{
-	size_t run = 0;
-
-	gbuf_add(b, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] != '"')
-			continue;
-		gbuf_add(b, s + run, i + 1 - run);
-		gbuf_add(b, "\"", 1);
-		run = i + 1;
-	}
-	gbuf_add(b, s + run, n - run);
-	gbuf_add(b, "\"", 1);
-}
-
 static int exec(struct sqlq *q, const char *sql, char **err)
 {
 	char *msg = NULL;
@@ -302,7 +286,7 @@ static int vt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
 			ty = "REAL";
 		if (i)
 			gbuf_add(&b, ",", 1);
-		sql_ident(&b, c->name, strlen(c->name));
+		gbuf_add_quoted(&b, '"', c->name, strlen(c->name));
 		gbuf_printf(&b, " %s", ty);
 	}
 	if (t->bronze)
@@ -1028,7 +1012,7 @@ static int attach_catalog(struct sqlq *q, const char *cat)
 		return -ENOMEM;
 	q->cats = cats;
 	gbuf_add(&b, "ATTACH ':memory:' AS ", 21);
-	sql_ident(&b, cat, strlen(cat));
+	gbuf_add_quoted(&b, '"', cat, strlen(cat));
 	if (b.failed || !(q->cats[q->ncats] = strdup(cat))) {
 		free(b.p);
 		return -ENOMEM;
@@ -1093,9 +1077,9 @@ int sqlq_add_table(struct sqlq *q, const struct sqlq_table *t)
 		goto fail;
 	q->tabs[q->ntabs++] = nt;
 	gbuf_add(&b, "CREATE VIRTUAL TABLE ", 21);
-	sql_ident(&b, nt->db, strlen(nt->db));
+	gbuf_add_quoted(&b, '"', nt->db, strlen(nt->db));
 	gbuf_add(&b, ".", 1);
-	sql_ident(&b, nt->sqlname, strlen(nt->sqlname));
+	gbuf_add_quoted(&b, '"', nt->sqlname, strlen(nt->sqlname));
 	gbuf_printf(&b, " USING lakefs(%zu)", q->ntabs - 1);
 	ret = b.failed ? -ENOMEM : exec(q, (const char *)b.p, NULL);
 	free(b.p);
@@ -1302,7 +1286,7 @@ static int rewrite(struct sqlq *q, struct gbuf *out, char **err)
 		{
 			size_t rb = out->n;
 
-			sql_ident(out, q->cats[cat], strlen(q->cats[cat]));
+			gbuf_add_quoted(out, '"', q->cats[cat], strlen(q->cats[cat]));
 			gbuf_add(out, ".", 1);
 			nm.n = 0;
 			tok_name(s, &w[3], &nm);
@@ -1310,7 +1294,7 @@ static int rewrite(struct sqlq *q, struct gbuf *out, char **err)
 				nm.p[i] = (unsigned char)(nm.p[i] | 0x20);
 			gbuf_add(&nm, ".", 1);
 			tok_name(s, &w[5], &nm);
-			sql_ident(out, (const char *)nm.p, nm.n);
+			gbuf_add_quoted(out, '"', (const char *)nm.p, nm.n);
 			if ((ret = add_edit(q, rb, out->n, w[1].b, w[5].e)) < 0)
 				break;
 		}
@@ -1387,22 +1371,11 @@ static const char *tail_stmt(const char *tail)
  * action (CREATE TABLE inserts a row there first), and a table-valued
  * function's first use registers it there: tell which by the first word.
  */
-static const char *weak_reason(const char *sql)
+static void weak_reason(const char *sql, char *buf, size_t cap)
 {
 	static const char *const verbs[] = {
 		"CREATE", "DROP", "ALTER", "INSERT", "REPLACE", "UPDATE",
 		"DELETE", "REINDEX", "VACUUM",
-	};
-	static const char *const msgs[] = {
-		"CREATE is not allowed: a query is one read-only SELECT",
-		"DROP is not allowed: a query is one read-only SELECT",
-		"ALTER is not allowed: a query is one read-only SELECT",
-		"INSERT is not allowed: a query is one read-only SELECT",
-		"REPLACE is not allowed: a query is one read-only SELECT",
-		"UPDATE is not allowed: a query is one read-only SELECT",
-		"DELETE is not allowed: a query is one read-only SELECT",
-		"REINDEX is not allowed: a query is one read-only SELECT",
-		"VACUUM is not allowed: a query is one read-only SELECT",
 	};
 	size_t n = strlen(sql), pos = 0;
 	struct tok t;
@@ -1412,10 +1385,13 @@ static const char *weak_reason(const char *sql)
 	while (t.kind == T_SPACE);
 	for (size_t i = 0; t.kind == T_IDENT && i < ARRAY_SIZE(verbs); i++)
 		if (t.e - t.b == strlen(verbs[i]) &&
-		    !strncasecmp(sql + t.b, verbs[i], t.e - t.b))
-			return msgs[i];
-	return "this table-valued function is not allowed: a query reads lakefs "
-	       "tables, json_each and json_tree";
+		    !strncasecmp(sql + t.b, verbs[i], t.e - t.b)) {
+			snprintf(buf, cap, "%s is not allowed: a query is one "
+				 "read-only SELECT", verbs[i]);
+			return;
+		}
+	snprintf(buf, cap, "this table-valued function is not allowed: a query "
+		 "reads lakefs tables, json_each and json_tree");
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -1427,6 +1403,7 @@ int sqlq_prepare(struct sqlq *q, const char *sql, char **err)
 {
 	struct gbuf rw = { 0 };
 	const char *tail = NULL, *more;
+	char why[128];
 	int rc, off, ret;
 
 	sqlite3_finalize(q->st);
@@ -1454,8 +1431,10 @@ int sqlq_prepare(struct sqlq *q, const char *sql, char **err)
 	if (rc != SQLITE_OK) {
 		const char *msg = q->deny ? q->deny : sqlite3_errmsg(q->db);
 
-		if (q->deny_weak)
-			msg = weak_reason(sql);
+		if (q->deny_weak) {
+			weak_reason(sql, why, sizeof(why));
+			msg = why;
+		}
 
 		ret = rc == SQLITE_NOMEM ? -ENOMEM : -EINVAL;
 		off = sqlite3_error_offset(q->db);
@@ -1487,7 +1466,8 @@ int sqlq_prepare(struct sqlq *q, const char *sql, char **err)
 		ret = fail(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	qsort(q->deps, q->ndeps, sizeof(*q->deps), cmp_str);
+	if (q->ndeps)
+		qsort(q->deps, q->ndeps, sizeof(*q->deps), cmp_str);
 	ret = 0;
 out:
 	if (ret < 0) {
@@ -1535,25 +1515,14 @@ static int out_flush(struct out *o, int force)
 
 static void csv_text(struct gbuf *b, const char *p, size_t n)
 {
-	size_t run = 0;
 	int quote = n == 0;
 
 	for (size_t i = 0; i < n && !quote; i++)
 		quote = p[i] == ',' || p[i] == '"' || p[i] == '\r' || p[i] == '\n';
-	if (!quote) {
+	if (quote)
+		gbuf_add_quoted(b, '"', p, n);
+	else
 		gbuf_add(b, p, n);
-		return;
-	}
-	gbuf_add(b, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] != '"')
-			continue;
-		gbuf_add(b, p + run, i + 1 - run);
-		gbuf_add(b, "\"", 1);
-		run = i + 1;
-	}
-	gbuf_add(b, p + run, n - run);
-	gbuf_add(b, "\"", 1);
 }
 
 /* One value of the current row to both buffers; its type into *ty. */

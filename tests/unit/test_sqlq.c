@@ -166,16 +166,18 @@ static const char *jsonl_of(struct res *r)
 	return r->jsonl.p ? (const char *)r->jsonl.p : "";
 }
 
-static char *deps_str(struct sqlq *q)
+/* The last prepare's dependencies, space-separated, are want. */
+static void is_deps(struct sqlq *q, const char *want, const char *what)
 {
 	struct gbuf b = { 0 };
 	size_t n;
 	const char *const *d = sqlq_deps(q, &n);
 
+	gbuf_add(&b, "", 0);
 	for (size_t i = 0; i < n; i++)
 		gbuf_printf(&b, "%s%s", i ? " " : "", d[i]);
-	gbuf_add(&b, "", 0);
-	return b.p ? (char *)b.p : strdup("");
+	is_str(b.p ? (const char *)b.p : "", want, "%s", what);
+	free(b.p);
 }
 
 /* ---- the tests ---- */
@@ -208,7 +210,7 @@ static void test_basic(void)
 	struct tab orders = { 0 }, cust = { 0 }, acc = { 0 }, raw = { 0 };
 	struct sqlq *q = NULL;
 	struct res r = { 0 };
-	char *err = NULL, *deps;
+	char *err = NULL;
 
 	ok(sqlq_new(&q, NULL, &err) == 0, "sqlq_new");
 	is_int(add(q, &orders, NULL, "silver", "orders", ORDERS, orders_csv, 1), 0,
@@ -246,9 +248,7 @@ static void test_basic(void)
 	   r.r.schema.cols[1].type == LT_FLOAT &&
 	   !strcmp(r.r.schema.cols[1].name, "revenue"), "group by: schema day STRING, revenue FLOAT");
 	is_int((long long)r.r.rows, 2, "group by: 2 rows");
-	deps = deps_str(q);
-	is_str(deps, "silver.orders", "group by: deps");
-	free(deps);
+	is_deps(q, "silver.orders", "group by: deps");
 
 	query(q, "SELECT id, typeof(id) AS ti, typeof(amount) AS ta, ok, "
 	      "note IS NULL AS nnull, note = '' AS nempty, note FROM silver.orders", &r);
@@ -274,17 +274,13 @@ static void test_basic(void)
 	      "JOIN gold.customers c ON c.id = o.id GROUP BY c.name ORDER BY c.name", &r);
 	is_str(csv_of(&r), "name,total\nann,10.5\nbob,4.5\ndee,1\n",
 	       "silver joined with gold");
-	deps = deps_str(q);
-	is_str(deps, "gold.customers silver.orders", "join: both deps");
-	free(deps);
+	is_deps(q, "gold.customers silver.orders", "join: both deps");
 
 	query(q, "SELECT a.name, a.tier, o.amount FROM crm.silver.accounts AS a "
 	      "JOIN silver.orders o USING (id)", &r);
 	is_str(csv_of(&r), "name,tier,amount\nAcme,gold,10.5\nInitech,silver,7.25\n",
 	       "another catalog: crm.silver.accounts");
-	deps = deps_str(q);
-	is_str(deps, "crm.silver.accounts silver.orders", "another catalog: deps");
-	free(deps);
+	is_deps(q, "crm.silver.accounts silver.orders", "another catalog: deps");
 	query(q, "SELECT count(*) AS n FROM \"crm\" . \"silver\".\"accounts\" "
 	      "WHERE crm.silver.accounts.tier = 'gold' -- crm.silver.nope\n", &r);
 	is_str(csv_of(&r), "n\n1\n", "another catalog: quoted names, a column by "
@@ -292,9 +288,7 @@ static void test_basic(void)
 	query(q, "SELECT 'crm.silver.accounts' AS s", &r);
 	is_str(csv_of(&r), "s\ncrm.silver.accounts\n", "no rewrite inside a string");
 	query(q, "SELECT count(*) AS n FROM silver.orders", &r);
-	deps = deps_str(q);
-	is_str(deps, "silver.orders", "count(*): a dependency without columns read");
-	free(deps);
+	is_deps(q, "silver.orders", "count(*): a dependency without columns read");
 
 	query(q, "SELECT id, day, note, nested, _file, typeof(id) AS t "
 	      "FROM bronze.raw ORDER BY _file, id", &r);
