@@ -158,7 +158,7 @@ struct sqlq {
 	/* a run */
 	uint64_t deadline;
 	int timed_out;
-	int io_err;		/* -errno a scan failed with */
+	int io_err;		/* a scan failed (reading, or a corrupt table) */
 };
 
 /* ---- small helpers ---- */
@@ -557,7 +557,7 @@ static int cur_error(struct vcur *c, int ret, const char *fmt, ...)
 	vt->zErrMsg = sqlite3_mprintf("%s: %s", c->vt->t->dep, msg);
 	if (ret == -ENOMEM)
 		return SQLITE_NOMEM;
-	c->vt->q->io_err = ret;
+	c->vt->q->io_err = 1;
 	return SQLITE_ERROR;
 }
 
@@ -575,6 +575,10 @@ static int cur_fill(struct vcur *c)
 		if (c->r && c->fed_end) {
 			cur_close_file(c);
 			c->file++;
+		}
+		if (mono_ns() >= c->vt->q->deadline) {	/* skipping bad records */
+			c->vt->q->timed_out = 1;
+			return SQLITE_INTERRUPT;
 		}
 		if (!c->r) {
 			if (c->file >= nfiles) {
@@ -1595,7 +1599,7 @@ static int run_error(struct sqlq *q, int rc, char **err)
 		return fail(err, -ETIMEDOUT, "query ran past its time limit of %llu ms",
 			    (unsigned long long)q->lim.timeout_ms);
 	if (q->io_err)
-		return fail(err, q->io_err, "%s", msg);
+		return fail(err, -EIO, "%s", msg);
 	switch (rc & 0xff) {
 	case SQLITE_NOMEM:
 		return fail(err, -ENOMEM, "query ran out of memory (%s; limit %llu "
@@ -1645,7 +1649,7 @@ int sqlq_run(struct sqlq *q, const struct ingest_writer *csv,
 	}
 	if ((ret = lt_header_names(raw, lens, ncol, &names)) < 0) {
 		if (ret == -E2BIG)
-			ret = fail(err, ret, "the query has more than %d columns",
+			ret = fail(err, -EINVAL, "the query has more than %d columns",
 				   LT_MAX_COLUMNS);
 		goto nomem;
 	}
@@ -1706,7 +1710,7 @@ int sqlq_run(struct sqlq *q, const struct ingest_writer *csv,
 wfail:
 	if (ret == -ENOMEM)
 		goto nomem;
-	fail(err, ret, "cannot write the query's result: %s", strerror(-ret));
+	ret = fail(err, -EIO, "cannot write the query's result: %s", strerror(-ret));
 	goto out;
 nomem:
 	if (ret == -ENOMEM)

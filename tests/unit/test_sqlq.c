@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "catalog/sqlq.h"
+#include "tests/unit/mutate.h"
 #include "tests/unit/tap.h"
 #include "util/util.h"
 
@@ -432,6 +434,57 @@ static void test_output(void)
 	free(err);
 }
 
+static int fail_open(void *arg, size_t i, struct ingest_reader **r)
+{
+	(void)arg;
+	(void)i;
+	(void)r;
+	return -EACCES;
+}
+
+static int fail_write(void *arg, const void *buf, size_t n)
+{
+	(void)arg;
+	(void)buf;
+	(void)n;
+	return -ENOSPC;
+}
+
+static void test_io_errors(void)
+{
+	static const char *corrupt[] = { "id,name\n1,ok\n2,\"bad\xff\"\n" };
+	struct tab bad = { 0 };
+	struct lt_schema s;
+	struct sqlq_table t = { .layer = "silver", .name = "gone", .schema = &s,
+				.open = fail_open, .nfiles = 1 };
+	struct ingest_writer wf = { NULL, fail_write };
+	struct sqlq_result res;
+	struct sqlq *q = NULL;
+	struct res r = { 0 };
+	char *err = NULL;
+
+	sqlq_new(&q, NULL, &err);
+	mk_schema(&s, "id:INT");
+	is_int(sqlq_add_table(q, &t), 0, "a table that cannot be opened");
+	add(q, &bad, NULL, "silver", "bad", "id:INT,name:STRING", corrupt, 1);
+	query(q, "SELECT * FROM silver.gone", &r);
+	is_int(r.ret, -EIO, "a reader's failure: -EIO");
+	ok(r.err && strstr(r.err, "silver.gone: cannot open file 0"),
+	   "its message: %s", r.err ? r.err : "none");
+	query(q, "SELECT * FROM silver.bad", &r);
+	is_int(r.ret, -EIO, "a corrupt silver CSV: -EIO");
+	ok(r.err && strstr(r.err, "silver.bad: line 3"), "its message: %s",
+	   r.err ? r.err : "none");
+	sqlq_prepare(q, "SELECT 1 AS x", &err);
+	is_int(sqlq_run(q, &wf, &wf, &res, &err), -EIO, "a writer's failure: -EIO");
+	ok(err && strstr(err, "No space left"), "its message: %s", err ? err : "none");
+	res_free(&r);
+	sqlq_free(q);
+	lt_schema_free(&s);
+	lt_schema_free(&bad.schema);
+	free(err);
+}
+
 static void test_limits(void)
 {
 	struct sqlq_limits lim = { .timeout_ms = 200 };
@@ -454,6 +507,69 @@ static void test_limits(void)
 	free(err);
 }
 
+/* A writer that also counts the open files in the spill directory. */
+struct spy {
+	struct gbuf *out;
+	const char *dir;
+	int seen;
+};
+
+static int spy_write(void *arg, const void *buf, size_t n)
+{
+	struct spy *s = arg;
+	char path[64], target[512];
+
+	for (int fd = 0; fd < 1024; fd++) {
+		ssize_t l;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		l = readlink(path, target, sizeof(target) - 1);
+		if (l > 0) {
+			target[l] = '\0';
+			if (!strncmp(target, s->dir, strlen(s->dir)))
+				s->seen++;
+		}
+	}
+	gbuf_add(s->out, buf, n);
+	return 0;
+}
+
+/* ORDER BY k over big: the heap's high-water mark; spill files seen. */
+static sqlite3_int64 sort_big(const char *const *text, struct sqlq_limits *lim,
+			      struct gbuf *out, int *spilled, int *ret)
+{
+	struct tab big = { 0 };
+	struct sqlq *q = NULL;
+	struct sqlq_result res;
+	struct spy spy = { out, lim->tmp_dir, 0 };
+	struct ingest_writer wc = { &spy, spy_write }, wj = { &spy, spy_write };
+	struct gbuf jl = { 0 };
+	sqlite3_int64 cur, hi;
+	char *err = NULL;
+
+	wj.arg = &jl;
+	wj.write = gb_write;
+	*ret = sqlq_new(&q, lim, &err);
+	if (!*ret)
+		*ret = add(q, &big, NULL, "silver", "big", "id:INT,k:STRING", text, 1);
+	if (!*ret)
+		*ret = sqlq_prepare(q, "SELECT k FROM silver.big ORDER BY k", &err);
+	sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 1);
+	if (!*ret) {
+		*ret = sqlq_run(q, &wc, &wj, &res, &err);
+		sqlq_result_release(&res);
+	}
+	sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 0);
+	if (*ret)
+		diag("sort: %d %s", *ret, err ? err : "");
+	*spilled = spy.seen;
+	sqlq_free(q);
+	lt_schema_free(&big.schema);
+	free(jl.p);
+	free(err);
+	return hi;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -471,7 +587,6 @@ static void test_spill(void)
 	char *err = NULL, **keys = calloc(ROWS, sizeof(*keys));
 	const char *text[1];
 	uint64_t seed = 42, t0;
-	sqlite3_int64 cur, hi;
 
 	ok(mkdtemp(dir) != NULL, "a spill directory");
 	lim.tmp_dir = dir;
@@ -494,19 +609,36 @@ static void test_spill(void)
 	}
 	free(keys);
 	text[0] = (const char *)in.p;
+	{
+		struct sqlq_limits roomy = lim;
+		struct gbuf out = { 0 };
+		sqlite3_int64 hi_small, hi_big;
+		int spilled, ret;
+
+		t0 = mono_ns();
+		hi_small = sort_big(text, &lim, &out, &spilled, &ret);
+		is_int(ret, 0, "a sort of %d rows with 256 KiB of cache runs", ROWS);
+		ok(out.n == want.n && !memcmp(out.p, want.p, want.n),
+		   "the sort's output is every key in order");
+		ok(spilled > 0, "it spilled to files in the spill directory (%d seen)",
+		   spilled);
+		diag("sort of %d rows (%.1f MiB of CSV), 256 KiB cache: %llu ms, "
+		     "SQLite heap high-water %.1f MiB", ROWS, in.n / 1048576.0,
+		     (unsigned long long)((mono_ns() - t0) / 1000000),
+		     hi_small / 1048576.0);
+		roomy.memory = 64 << 20;
+		out.n = 0;
+		t0 = mono_ns();
+		hi_big = sort_big(text, &roomy, &out, &spilled, &ret);
+		diag("the same with 64 MiB of cache: %llu ms, SQLite heap high-water "
+		     "%.1f MiB, %d spill files seen",
+		     (unsigned long long)((mono_ns() - t0) / 1000000),
+		     hi_big / 1048576.0, spilled);
+		ok(hi_small < hi_big, "the small limit kept SQLite's heap smaller");
+		free(out.p);
+	}
 	ok(sqlq_new(&q, &lim, &err) == 0, "sqlq with 256 KiB of cache");
 	add(q, &big, NULL, "silver", "big", "id:INT,k:STRING", text, 1);
-	sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 1);
-	t0 = mono_ns();
-	query(q, "SELECT k FROM silver.big ORDER BY k", &r);
-	sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 0);
-	is_int(r.ret, 0, "a sort of %d rows runs", ROWS);
-	ok(r.csv.n == want.n && !memcmp(r.csv.p, want.p, want.n),
-	   "the sort's output is every key in order");
-	diag("sort of %d rows (%.1f MiB of CSV): %llu ms, SQLite heap high-water "
-	     "%.1f MiB", ROWS, in.n / 1048576.0,
-	     (unsigned long long)((mono_ns() - t0) / 1000000), hi / 1048576.0);
-	ok(hi < (sqlite3_int64)(in.n), "SQLite's heap stayed below the input's size");
 	query(q, "SELECT count(DISTINCT k) AS n FROM silver.big", &r);
 	is_str(csv_of(&r), "n\n200000\n", "count(DISTINCT) over 200k keys");
 	res_free(&r);
@@ -518,12 +650,93 @@ static void test_spill(void)
 	rmdir(dir);
 }
 
+/*
+ * Damaged queries and bronze files: prepare gives 0 or -EINVAL, a run 0,
+ * -EINVAL, -ETIMEDOUT or -ENOMEM; nothing crashes or leaks (ASan).
+ */
+static void test_fuzz(uint64_t seed)
+{
+	static const char *const seeds[] = {
+		"SELECT day, sum(amount) AS revenue FROM silver.orders GROUP BY day",
+		"SELECT a.name FROM crm.silver.accounts a JOIN silver.orders o USING (id)",
+		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<50) "
+		"SELECT x, 'it''s' FROM c -- crm.silver.x\n",
+		"SELECT \"crm\".[silver].`accounts`.tier /* c */ FROM crm.silver.accounts",
+		"SELECT * FROM bronze.raw WHERE _file = 1 ORDER BY id",
+	};
+	static const char special[] = ".\"'[]`;-/*() ,\nx0";
+	struct sqlq_limits lim = { .timeout_ms = 200 };
+	struct tab orders = { 0 }, acc = { 0 }, raw = { 0 };
+	unsigned char buf[1024], file[2][512];
+	const char *files[2] = { (const char *)file[0], (const char *)file[1] };
+	struct sqlq *q = NULL;
+	struct res r = { 0 };
+	char *err = NULL;
+	int bad = 0, okq = 0;
+
+	diag("fuzz seed %llu (LFS_FUZZ_SEED=%llu replays it)",
+	     (unsigned long long)seed, (unsigned long long)seed);
+	sqlq_new(&q, &lim, &err);
+	add(q, &orders, NULL, "silver", "orders", ORDERS, orders_csv, 1);
+	add(q, &acc, "crm", "silver", "accounts", "id:INT,name:STRING,tier:STRING",
+	    accounts_csv, 1);
+	add(q, &raw, NULL, "bronze", "raw", "id:STRING,day:STRING,note:STRING",
+	    files, 2);
+	for (int round = 0; round < 1500; round++) {
+		const char *sd = seeds[rnd(&seed) % ARRAY_SIZE(seeds)];
+		size_t n = strlen(sd);
+
+		memcpy(buf, sd, n);
+		n = mutate_text(buf, n, sizeof(buf) - 1, &seed, special, sizeof(special) - 1);
+		buf[n] = '\0';
+		for (int f = 0; f < 2; f++) {
+			size_t fn = strlen(raw_files[f]);
+
+			memcpy(file[f], raw_files[f], fn);
+			fn = mutate_text(file[f], fn, sizeof(file[f]) - 1, &seed,
+					 "{}[]\",:\n\\", 10);
+			file[f][fn] = '\0';
+		}
+		res_free(&r);
+		r.ret = sqlq_prepare(q, (const char *)buf, &r.err);
+		if (r.ret == 0) {
+			struct ingest_writer wc = { &r.csv, gb_write }, wj = { &r.jsonl, gb_write };
+
+			okq++;
+			r.ret = sqlq_run(q, &wc, &wj, &r.r, &r.err);
+			if (r.ret && r.ret != -EINVAL && r.ret != -ETIMEDOUT &&
+			    r.ret != -ENOMEM && bad++ < 5)
+				diag("round %d: run %d (%s): %s", round, r.ret,
+				     r.err ? r.err : "", buf);
+		} else if ((r.ret != -EINVAL || !r.err) && bad++ < 5) {
+			diag("round %d: prepare %d: %s", round, r.ret, buf);
+		}
+		if (query(q, "SELECT *, _file FROM bronze.raw", &r) && bad++ < 5)
+			diag("round %d: bronze files\n%s\n--\n%s", round, files[0],
+			     files[1]);
+	}
+	ok(!bad, "fuzz: 1500 damaged queries and bronze files, no unexpected "
+	   "result (%d prepared)", okq);
+	res_free(&r);
+	sqlq_free(q);
+	lt_schema_free(&orders.schema);
+	lt_schema_free(&acc.schema);
+	lt_schema_free(&raw.schema);
+	free(err);
+}
+
 int main(void)
 {
+	const char *env = getenv("LFS_FUZZ_SEED");
+	uint64_t seed = env ? strtoull(env, NULL, 10) :
+			(uint64_t)time(NULL) ^ (uint64_t)getpid();
+
 	test_basic();
 	test_errors();
 	test_output();
+	test_io_errors();
 	test_limits();
 	test_spill();
+	test_fuzz(seed ? seed : 1);
 	return done_testing();
 }
