@@ -28,7 +28,9 @@
  * one-column table writes null as ""); INT int64, FLOAT and DECIMAL double
  * (approximate past 15 digits), BOOL 1/0, anything else text; a value that
  * does not parse as its type stays text. A bad record in silver or gold is
- * a corrupt table: the scan fails with -EIO. Bronze files are read as they
+ * a corrupt table: the scan fails with -EIO, as does a reader's failure.
+ * A scan checks the run's deadline per chunk too (a bronze file of only
+ * bad records yields no row, so no VM step, for a while). Bronze files are read as they
  * landed: the first non-space byte (after a BOM) '{' or '[' means JSON
  * (any form catalog/json.c reads), anything else CSV with a header and a
  * sniffed delimiter. Header names and JSON keys are named as ingest names
@@ -52,7 +54,8 @@
  * Authorizer (installed for the connection's life, relaxed only while
  * sqlq sets itself up): SELECT, RECURSIVE (recursive CTEs), FUNCTION
  * (but load_extension and fts3_tokenizer), READ of a declared table —
- * recorded as a dependency, "silver.T" or "CAT.silver.T", once — and of
+ * recorded as a dependency, "silver.T" or "CAT.silver.T", once, the list
+ * sorted after the prepare — and of
  * the eponymous json_each/json_tree. Everything else is denied with a
  * message naming it: writes, CREATE, DROP, ATTACH, PRAGMA, transactions,
  * sqlite_master/sqlite_schema of any database, anything in main or temp.
@@ -64,7 +67,11 @@
  * Errors. A prepare failure is -EINVAL (-ENOMEM for SQLITE_NOMEM) with
  * "line L, column C: " (1-based, columns in characters) before SQLite's
  * message when SQLite gives an offset (sqlite3_error_offset), mapped back
- * through the edit map.
+ * through the edit map. SQLite 3.40 gives none for "no such table: X" and
+ * for a refusal: then the first place the text names X (or the refused
+ * table or function) is the position. A write to sqlite_master is what
+ * SQLite asks about first for CREATE and for a table-valued function's
+ * first use; that refusal is worded by the statement's first word.
  *
  * Limits. Time: a progress handler every PROGRESS_STEPS VM steps compares
  * a monotonic deadline (-ETIMEDOUT). Memory: cache_size of main and temp is
@@ -82,7 +89,10 @@
  * then per row NULL an empty field (in a one-column result ""), INTEGER
  * decimal, REAL its shortest round-trip text as lt_normalize makes FLOAT
  * (non-finite: null), TEXT as is, "" when empty, quoted per RFC 4180 when
- * it holds , " CR or LF, BLOB lowercase hex. JSON lines: one object per
+ * it holds , " CR or LF, BLOB lowercase hex. Text with a NUL byte or
+ * invalid UTF-8 (CAST of a blob) has U+FFFD for them, in both outputs, so
+ * the CSV reads back as a gold table: the output declared with its result
+ * schema scans back to the same bytes. JSON lines: one object per
  * row, keys in column order, numbers as numbers, text and hex as strings,
  * NULL null. Both writers get FLUSH_AT-byte pieces.
  *
@@ -1243,6 +1253,7 @@ static int rewrite(struct sqlq *q, struct gbuf *out, char **err)
 	q->nedits = 0;
 	for (;;) {
 		struct tok t = next_tok(s, n, &pos);
+		size_t rb;
 		int cat;
 
 		if (t.kind == T_SPACE)
@@ -1287,21 +1298,18 @@ static int rewrite(struct sqlq *q, struct gbuf *out, char **err)
 			break;
 		}
 		gbuf_add(out, s + copied, w[1].b - copied);
-		{
-			size_t rb = out->n;
-
-			gbuf_add_quoted(out, '"', q->cats[cat], strlen(q->cats[cat]));
-			gbuf_add(out, ".", 1);
-			nm.n = 0;
-			tok_name(s, &w[3], &nm);
-			for (size_t i = 0; i < nm.n; i++)	/* the layer, lowercase */
-				nm.p[i] = (unsigned char)(nm.p[i] | 0x20);
-			gbuf_add(&nm, ".", 1);
-			tok_name(s, &w[5], &nm);
-			gbuf_add_quoted(out, '"', (const char *)nm.p, nm.n);
-			if ((ret = add_edit(q, rb, out->n, w[1].b, w[5].e)) < 0)
-				break;
-		}
+		rb = out->n;
+		gbuf_add_quoted(out, '"', q->cats[cat], strlen(q->cats[cat]));
+		gbuf_add(out, ".", 1);
+		nm.n = 0;
+		tok_name(s, &w[3], &nm);
+		for (size_t i = 0; i < nm.n; i++)	/* the layer, lowercase */
+			nm.p[i] = (unsigned char)(nm.p[i] | 0x20);
+		gbuf_add(&nm, ".", 1);
+		tok_name(s, &w[5], &nm);
+		gbuf_add_quoted(out, '"', (const char *)nm.p, nm.n);
+		if ((ret = add_edit(q, rb, out->n, w[1].b, w[5].e)) < 0)
+			break;
 		copied = w[5].e;
 		w[5].kind = T_OTHER;	/* not the start of another match */
 	}
@@ -1529,6 +1537,26 @@ static void csv_text(struct gbuf *b, const char *p, size_t n)
 		gbuf_add(b, p, n);
 }
 
+/* Text as our CSV parser takes it back: a NUL byte or invalid UTF-8
+ * becomes U+FFFD (as lt_json_quote does). */
+static void text_clean(struct gbuf *b, const unsigned char *p, size_t n)
+{
+	b->n = 0;
+	while (n) {
+		size_t ok = utf8_invalid_at(p, n);
+		const unsigned char *z = memchr(p, 0, ok);
+
+		if (z)
+			ok = (size_t)(z - p);
+		gbuf_add(b, p, ok);
+		if (ok == n)
+			break;
+		gbuf_add(b, "\xef\xbf\xbd", 3);
+		p += ok + 1;
+		n -= ok + 1;
+	}
+}
+
 /* One value of the current row to both buffers; its type into *ty. */
 static void out_value(struct out *o, sqlite3_stmt *st, int i, int ncol,
 		      enum lt_type *ty)
@@ -1563,6 +1591,11 @@ static void out_value(struct out *o, sqlite3_stmt *st, int i, int ncol,
 		if (!p) {
 			o->csv.failed = 1;
 			return;
+		}
+		if (utf8_invalid_at(p, n) != n || memchr(p, 0, n)) {
+			text_clean(&o->num, p, n);
+			p = o->num.p;
+			n = o->num.n;
 		}
 		csv_text(&o->csv, (const char *)p, n);
 		lt_json_quote(&o->jsonl, (const char *)p, n);
