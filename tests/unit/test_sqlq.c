@@ -163,6 +163,14 @@ static const char *csv_of(struct res *r)
 	return r->csv.p ? (const char *)r->csv.p : "";
 }
 
+/* Run sql; its CSV is want. */
+static void is_csv(struct sqlq *q, struct res *r, const char *sql, const char *want,
+		   const char *what)
+{
+	query(q, sql, r);
+	is_str(csv_of(r), want, "%s", what);
+}
+
 static const char *jsonl_of(struct res *r)
 {
 	return r->jsonl.p ? (const char *)r->jsonl.p : "";
@@ -252,9 +260,9 @@ static void test_basic(void)
 	is_int((long long)r.r.rows, 2, "group by: 2 rows");
 	is_deps(q, "silver.orders", "group by: deps");
 
-	query(q, "SELECT id, typeof(id) AS ti, typeof(amount) AS ta, ok, "
-	      "note IS NULL AS nnull, note = '' AS nempty, note FROM silver.orders", &r);
-	is_str(csv_of(&r), "id,ti,ta,ok,nnull,nempty,note\n"
+	is_csv(q, &r, "SELECT id, typeof(id) AS ti, typeof(amount) AS ta, ok, "
+	       "note IS NULL AS nnull, note = '' AS nempty, note FROM silver.orders",
+	       "id,ti,ta,ok,nnull,nempty,note\n"
 	       "1,integer,real,1,0,0,hello\n"
 	       "2,integer,real,0,0,1,\"\"\n"
 	       "3,integer,real,,1,,\n"
@@ -268,52 +276,52 @@ static void test_basic(void)
 	ok(r.r.schema.cols[0].type == LT_INT && r.r.schema.cols[3].type == LT_INT &&
 	   r.r.schema.cols[6].type == LT_STRING, "schema: INT, INT, STRING");
 
-	query(q, "WITH big AS (SELECT * FROM silver.orders WHERE amount > 5)\n"
-	      "SELECT count(*) AS n, min(id) AS lo FROM big", &r);
-	is_str(csv_of(&r), "n,lo\n2,1\n", "a CTE");
+	is_csv(q, &r, "WITH big AS (SELECT * FROM silver.orders WHERE amount > 5)\n"
+	       "SELECT count(*) AS n, min(id) AS lo FROM big",
+	       "n,lo\n2,1\n", "a CTE");
 
-	query(q, "SELECT c.name, sum(o.amount) AS total FROM silver.orders o "
-	      "JOIN gold.customers c ON c.id = o.id GROUP BY c.name ORDER BY c.name", &r);
-	is_str(csv_of(&r), "name,total\nann,10.5\nbob,4.5\ndee,1\n",
+	is_csv(q, &r, "SELECT c.name, sum(o.amount) AS total FROM silver.orders o "
+	       "JOIN gold.customers c ON c.id = o.id GROUP BY c.name ORDER BY c.name",
+	       "name,total\nann,10.5\nbob,4.5\ndee,1\n",
 	       "silver joined with gold");
 	is_deps(q, "gold.customers silver.orders", "join: both deps");
 
-	query(q, "SELECT a.name, a.tier, o.amount FROM crm.silver.accounts AS a "
-	      "JOIN silver.orders o USING (id)", &r);
-	is_str(csv_of(&r), "name,tier,amount\nAcme,gold,10.5\nInitech,silver,7.25\n",
+	is_csv(q, &r, "SELECT a.name, a.tier, o.amount FROM crm.silver.accounts AS a "
+	       "JOIN silver.orders o USING (id)",
+	       "name,tier,amount\nAcme,gold,10.5\nInitech,silver,7.25\n",
 	       "another catalog: crm.silver.accounts");
 	is_deps(q, "crm.silver.accounts silver.orders", "another catalog: deps");
-	query(q, "SELECT count(*) AS n FROM \"crm\" . \"silver\".\"accounts\" "
-	      "WHERE crm.silver.accounts.tier = 'gold' -- crm.silver.nope\n", &r);
-	is_str(csv_of(&r), "n\n1\n", "another catalog: quoted names, a column by "
+	is_csv(q, &r, "SELECT count(*) AS n FROM \"crm\" . \"silver\".\"accounts\" "
+	       "WHERE crm.silver.accounts.tier = 'gold' -- crm.silver.nope\n",
+	       "n\n1\n", "another catalog: quoted names, a column by "
 	       "four-part name, a comment left alone");
-	query(q, "SELECT 'crm.silver.accounts' AS s", &r);
-	is_str(csv_of(&r), "s\ncrm.silver.accounts\n", "no rewrite inside a string");
+	is_csv(q, &r, "SELECT 'crm.silver.accounts' AS s",
+	       "s\ncrm.silver.accounts\n", "no rewrite inside a string");
 	query(q, "SELECT count(*) AS n FROM silver.orders", &r);
 	is_deps(q, "silver.orders", "count(*): a dependency without columns read");
 
-	query(q, "SELECT id, day, note, nested, _file, typeof(id) AS t "
-	      "FROM bronze.raw ORDER BY _file, id", &r);
-	is_str(csv_of(&r), "id,day,note,nested,_file,t\n"
+	is_csv(q, &r, "SELECT id, day, note, nested, _file, typeof(id) AS t "
+	       "FROM bronze.raw ORDER BY _file, id",
+	       "id,day,note,nested,_file,t\n"
 	       "1,2024-01-01,,,0,text\n"
 	       "2,,,,0,text\n"
 	       "3,2024-01-03,,\"{\"\"a\"\":[1,2]}\",1,text\n"
 	       "4,,n,,1,text\n", "bronze: raw text rows from a CSV and a JSON lines file");
-	query(q, "SELECT * FROM bronze.raw", &r);
-	is_str(csv_of(&r), "id,day,note,nested\n1,2024-01-01,,\n2,,,\n"
+	is_csv(q, &r, "SELECT * FROM bronze.raw",
+	       "id,day,note,nested\n1,2024-01-01,,\n2,,,\n"
 	       "3,2024-01-03,,\"{\"\"a\"\":[1,2]}\"\n4,,n,\n",
 	       "bronze: _file is hidden from *");
 	ok(raw.files.open_now == 0, "bronze: every file closed");
 
 	orders.files.opens = 0;
-	query(q, "SELECT count(*) AS n FROM silver.orders a, silver.orders b "
-	      "WHERE a.id < b.id", &r);
-	is_str(csv_of(&r), "n\n6\n", "a self-join");
+	is_csv(q, &r, "SELECT count(*) AS n FROM silver.orders a, silver.orders b "
+	       "WHERE a.id < b.id",
+	       "n\n6\n", "a self-join");
 	ok(orders.files.opens >= 2 && orders.files.open_now == 0,
 	   "self-join: the table opened %d times, all closed", orders.files.opens);
 	query(q, "SELECT count(*) AS n FROM silver.orders", &r);
-	query(q, "SELECT count(*) AS n FROM silver.orders", &r);
-	is_str(csv_of(&r), "n\n4\n", "a query prepared again rescans");
+	is_csv(q, &r, "SELECT count(*) AS n FROM silver.orders",
+	       "n\n4\n", "a query prepared again rescans");
 
 	res_free(&r);
 	sqlq_free(q);
@@ -338,58 +346,64 @@ static void expect_err(struct sqlq *q, const char *sql, int code, const char *wa
 
 static void test_errors(void)
 {
+	static const struct { const char *sql, *want, *what; } bad[] = {
+		{ "SELECT day,\n  sum(amount)\nFROM silver.orders\nGROUP day",
+		  "line 4, column 7: near \"day\": syntax error", "syntax error" },
+		{ "SELECT *\nFROM silver.nope",
+		  "no such table: silver.nope", "unknown table" },
+		{ "SELECT *\nFROM silver.nope",
+		  "line 2, column 6", "unknown table: position" },
+		{ "SELECT  id,\n\tbogus FROM silver.orders",
+		  "line 2, column 2: no such column: bogus", "unknown column" },
+		{ "SELECT x FROM crm.silver.accounts",
+		  "line 1, column 15: no such table: crm.silver.accounts",
+		  "unknown catalog" },
+		{ "SELECT * FROM crm.silver.accounts",
+		  "line 1, column 15", "unknown catalog: position" },
+		{ "SELECT 1; SELECT 2",
+		  "line 1, column 11: only one statement", "two statements" },
+		{ "INSERT INTO silver.orders(id) VALUES (1)",
+		  "INSERT is not allowed", "INSERT refused" },
+		{ "DELETE FROM silver.orders",
+		  "may not be modified", "DELETE refused" },
+		{ "CREATE TABLE t(x)",
+		  "CREATE is not allowed", "CREATE refused" },
+		{ "CREATE TEMP VIEW v AS SELECT 1",
+		  "not allowed", "CREATE TEMP VIEW refused" },
+		{ "ATTACH 'x.db' AS x",
+		  "ATTACH is not allowed", "ATTACH refused" },
+		{ "PRAGMA cache_size = 1",
+		  "PRAGMA is not allowed", "PRAGMA refused" },
+		{ "SELECT * FROM pragma_table_info('orders')",
+		  "this table-valued function is not allowed",
+		  "a pragma function refused" },
+		{ "SELECT 1 FROM silver.orders\nWHERE load_extension('x')",
+		  "line 2, column 7: function load_extension() is not allowed",
+		  "load_extension refused, with its position" },
+		{ "BEGIN",
+		  "not allowed", "a transaction refused" },
+		{ "SELECT * FROM sqlite_master",
+		  "line 1, column 15: cannot read main.sqlite_master",
+		  "sqlite_master refused" },
+		{ "SELECT name FROM silver.sqlite_schema",
+		  "cannot read silver.sqlite_master", "silver.sqlite_schema refused" },
+		{ "SELECT * FROM temp.sqlite_temp_master",
+		  "cannot read", "the temp schema refused" },
+		{ "SELECT load_extension('/tmp/x.so')",
+		  "load_extension() is not allowed", "load_extension refused" },
+		{ "",
+		  "empty", "an empty query" },
+	};
 	struct tab orders = { 0 };
 	struct sqlq *q = NULL;
 	char *err = NULL;
 
 	sqlq_new(&q, NULL, &err);
 	add(q, &orders, NULL, "silver", "orders", ORDERS, orders_csv, 1);
-	expect_err(q, "SELECT day,\n  sum(amount)\nFROM silver.orders\nGROUP day",
-		   -EINVAL, "line 4, column 7: near \"day\": syntax error", "syntax error");
-	expect_err(q, "SELECT *\nFROM silver.nope", -EINVAL,
-		   "no such table: silver.nope", "unknown table");
-	expect_err(q, "SELECT *\nFROM silver.nope", -EINVAL, "line 2, column 6",
-		   "unknown table: position");
-	expect_err(q, "SELECT  id,\n\tbogus FROM silver.orders", -EINVAL,
-		   "line 2, column 2: no such column: bogus", "unknown column");
-	expect_err(q, "SELECT x FROM crm.silver.accounts", -EINVAL,
-		   "line 1, column 15: no such table: crm.silver.accounts",
-		   "unknown catalog");
-	expect_err(q, "SELECT * FROM crm.silver.accounts", -EINVAL,
-		   "line 1, column 15", "unknown catalog: position");
-	expect_err(q, "SELECT 1; SELECT 2", -EINVAL,
-		   "line 1, column 11: only one statement", "two statements");
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		expect_err(q, bad[i].sql, -EINVAL, bad[i].want, bad[i].what);
 	ok(sqlq_prepare(q, "SELECT 1 AS one; -- done\n;/* c */", &err) == 0,
 	   "a trailing ';' and comments are fine");
-	expect_err(q, "INSERT INTO silver.orders(id) VALUES (1)", -EINVAL,
-		   "INSERT is not allowed", "INSERT refused");
-	expect_err(q, "DELETE FROM silver.orders", -EINVAL, "may not be modified",
-		   "DELETE refused");
-	expect_err(q, "CREATE TABLE t(x)", -EINVAL, "CREATE is not allowed",
-		   "CREATE refused");
-	expect_err(q, "CREATE TEMP VIEW v AS SELECT 1", -EINVAL, "not allowed",
-		   "CREATE TEMP VIEW refused");
-	expect_err(q, "ATTACH 'x.db' AS x", -EINVAL, "ATTACH is not allowed",
-		   "ATTACH refused");
-	expect_err(q, "PRAGMA cache_size = 1", -EINVAL, "PRAGMA is not allowed",
-		   "PRAGMA refused");
-	expect_err(q, "SELECT * FROM pragma_table_info('orders')", -EINVAL,
-		   "this table-valued function is not allowed",
-		   "a pragma function refused");
-	expect_err(q, "SELECT 1 FROM silver.orders\nWHERE load_extension('x')", -EINVAL,
-		   "line 2, column 7: function load_extension() is not allowed",
-		   "load_extension refused, with its position");
-	expect_err(q, "BEGIN", -EINVAL, "not allowed", "a transaction refused");
-	expect_err(q, "SELECT * FROM sqlite_master", -EINVAL,
-		   "line 1, column 15: cannot read main.sqlite_master",
-		   "sqlite_master refused");
-	expect_err(q, "SELECT name FROM silver.sqlite_schema", -EINVAL,
-		   "cannot read silver.sqlite_master", "silver.sqlite_schema refused");
-	expect_err(q, "SELECT * FROM temp.sqlite_temp_master", -EINVAL,
-		   "cannot read", "the temp schema refused");
-	expect_err(q, "SELECT load_extension('/tmp/x.so')", -EINVAL,
-		   "load_extension() is not allowed", "load_extension refused");
-	expect_err(q, "", -EINVAL, "empty", "an empty query");
 	ok(sqlq_prepare(q, "SELECT value FROM json_each('[1,2]')", &err) == 0,
 	   "json_each is allowed");
 	{
@@ -410,10 +424,10 @@ static void test_output(void)
 	char *err = NULL;
 
 	sqlq_new(&q, NULL, &err);
-	query(q, "SELECT 'a,b' AS \"x,y\", 'say \"hi\"' AS y, 'l1' || char(10) || 'l2' AS z, "
-	      "'' AS e, NULL AS n, x'00ff' AS b, 9e300 * 1e10 AS inf, 0.1 + 0.2 AS f, "
-	      "1e-7 AS small, -0.0 AS nz", &r);
-	is_str(csv_of(&r), "\"x,y\",y,z,e,n,b,inf,f,small,nz\n"
+	is_csv(q, &r, "SELECT 'a,b' AS \"x,y\", 'say \"hi\"' AS y, 'l1' || char(10) || 'l2' AS z, "
+	       "'' AS e, NULL AS n, x'00ff' AS b, 9e300 * 1e10 AS inf, 0.1 + 0.2 AS f, "
+	       "1e-7 AS small, -0.0 AS nz",
+	       "\"x,y\",y,z,e,n,b,inf,f,small,nz\n"
 	       "\"a,b\",\"say \"\"hi\"\"\",\"l1\nl2\",\"\",,00ff,,0.30000000000000004,1e-07,0\n",
 	       "output quoting: CSV");
 	is_str(jsonl_of(&r), "{\"x,y\":\"a,b\",\"y\":\"say \\\"hi\\\"\",\"z\":\"l1\\nl2\","
@@ -423,17 +437,17 @@ static void test_output(void)
 	ok(r.r.schema.n == 10 && r.r.schema.cols[4].type == LT_STRING &&
 	   r.r.schema.cols[5].type == LT_STRING && r.r.schema.cols[6].type == LT_FLOAT,
 	   "types: null STRING, blob STRING, inf FLOAT");
-	query(q, "SELECT 1 AS a, 1 AS a, 2 AS \"\" UNION ALL SELECT 2.5, 'x', NULL", &r);
-	is_str(csv_of(&r), "a,a_2,_c2\n1,1,2\n2.5,x,\n", "names made unique; mixed values");
+	is_csv(q, &r, "SELECT 1 AS a, 1 AS a, 2 AS \"\" UNION ALL SELECT 2.5, 'x', NULL",
+	       "a,a_2,_c2\n1,1,2\n2.5,x,\n", "names made unique; mixed values");
 	ok(r.r.schema.cols[0].type == LT_FLOAT && r.r.schema.cols[1].type == LT_STRING &&
 	   r.r.schema.cols[2].type == LT_INT, "INT+FLOAT FLOAT, INT+TEXT STRING, INT+NULL INT");
-	query(q, "SELECT CAST(x'41ff0042' AS TEXT) AS t", &r);
-	is_str(csv_of(&r), "t\nA\xef\xbf\xbd\xef\xbf\xbd" "B\n",
+	is_csv(q, &r, "SELECT CAST(x'41ff0042' AS TEXT) AS t",
+	       "t\nA\xef\xbf\xbd\xef\xbf\xbd" "B\n",
 	       "invalid UTF-8 and NUL in text: U+FFFD in the CSV");
 	is_str(jsonl_of(&r), "{\"t\":\"A\xef\xbf\xbd\xef\xbf\xbd" "B\"}\n",
 	       "and in the JSON lines");
-	query(q, "SELECT NULL AS only UNION ALL SELECT 'v'", &r);
-	is_str(csv_of(&r), "only\n\"\"\nv\n", "a one-column null is \"\"");
+	is_csv(q, &r, "SELECT NULL AS only UNION ALL SELECT 'v'",
+	       "only\n\"\"\nv\n", "a one-column null is \"\"");
 	res_free(&r);
 	sqlq_free(q);
 	free(err);
@@ -684,8 +698,8 @@ static void test_spill(void)
 	     in.n / 1e6 / ((mono_ns() - t0) / 1e9));
 	ok(r.csv.n == in.n && !memcmp(r.csv.p, in.p, in.n),
 	   "a full scan writes the table's CSV back byte for byte");
-	query(q, "SELECT count(DISTINCT k) AS n FROM silver.big", &r);
-	is_str(csv_of(&r), "n\n200000\n", "count(DISTINCT) over 200k keys");
+	is_csv(q, &r, "SELECT count(DISTINCT k) AS n FROM silver.big",
+	       "n\n200000\n", "count(DISTINCT) over 200k keys");
 	res_free(&r);
 	sqlq_free(q);
 	lt_schema_free(&big.schema);
