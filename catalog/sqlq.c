@@ -13,7 +13,8 @@
  * -E2BIG past that). Declared columns: INT INTEGER, FLOAT and DECIMAL
  * REAL, BOOL INTEGER (0/1), anything else TEXT; bronze every column TEXT
  * plus a hidden column _file, the 0-based index of the file a row comes
- * from (visible when the table has no column of its own).
+ * from (visible when the table has no column of its own, absent when it
+ * has a column of that name).
  *
  * Scans. xFilter opens the table's reader(s) through t->open (a second
  * scan reopens: rewinding is reopening) and the cursor pulls: it feeds one
@@ -299,7 +300,7 @@ static int vt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
 		gbuf_add_quoted(&b, '"', c->name, strlen(c->name));
 		gbuf_printf(&b, " %s", ty);
 	}
-	if (t->bronze)
+	if (t->bronze && lt_schema_find(&t->schema, "_file") < 0)
 		gbuf_printf(&b, "%s\"_file\" INTEGER%s", t->schema.n ? "," : "",
 			    t->schema.n ? " HIDDEN" : "");
 	gbuf_add(&b, ")", 1);

@@ -88,7 +88,8 @@ static void mk_schema(struct lt_schema *s, const char *spec)
 
 	memset(s, 0, sizeof(*s));
 	s->cols = calloc(64, sizeof(*s->cols));
-	for (char *c = strtok_r(dup, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+	for (char *c = strtok_r(dup, ",", &save); c && *c;
+	     c = strtok_r(NULL, ",", &save)) {
 		char *colon = strchr(c, ':');
 		struct lt_column *col = &s->cols[s->n++];
 
@@ -307,6 +308,20 @@ static void test_basic(void)
 	       "2,,,,0,text\n"
 	       "3,2024-01-03,,\"{\"\"a\"\":[1,2]}\",1,text\n"
 	       "4,,n,,1,text\n", "bronze: raw text rows from a CSV and a JSON lines file");
+	{
+		struct tab f2 = { 0 }, none = { 0 };
+
+		is_int(add(q, &f2, NULL, "bronze", "own_file", "id:STRING,_file:STRING",
+			   raw_files, 2), 0, "bronze with its own _file column");
+		is_csv(q, &r, "SELECT count(*) AS n FROM bronze.own_file WHERE "
+		       "_file IS NULL", "n\n4\n", "its _file is the data's");
+		is_int(add(q, &none, NULL, "bronze", "empty", "", raw_files, 2), 0,
+		       "bronze without columns");
+		is_csv(q, &r, "SELECT * FROM bronze.empty", "_file\n0\n0\n1\n1\n",
+		       "its rows show _file");
+		lt_schema_free(&f2.schema);
+		lt_schema_free(&none.schema);
+	}
 	is_csv(q, &r, "SELECT * FROM bronze.raw",
 	       "id,day,note,nested\n1,2024-01-01,,\n2,,,\n"
 	       "3,2024-01-03,,\"{\"\"a\"\":[1,2]}\"\n4,,n,\n",
