@@ -548,22 +548,6 @@ static int needs_quote(const char *p, size_t n, char delim)
 	return 0;
 }
 
-static void csv_quoted(struct gbuf *b, const char *p, size_t n)
-{
-	size_t run = 0;
-
-	gbuf_add(b, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] != '"')
-			continue;
-		gbuf_add(b, p + run, i + 1 - run);
-		gbuf_add(b, "\"", 1);
-		run = i + 1;
-	}
-	gbuf_add(b, p + run, n - run);
-	gbuf_add(b, "\"", 1);
-}
-
 /* The record a row came from, re-encoded, for a quarantine line's raw. */
 static void raw_of(struct run *r, const struct cell *cl, size_t n)
 {
@@ -579,7 +563,7 @@ static void raw_of(struct run *r, const struct cell *cl, size_t n)
 			if (i)
 				gbuf_add(b, &r->delim, 1);
 			if (c->kind == LT_JSON_STRING || needs_quote(c->p, c->len, r->delim))
-				csv_quoted(b, c->p, c->len);
+				gbuf_add_quoted(b, '"', c->p, c->len);
 			else
 				gbuf_add(b, c->p, c->len);
 			continue;
@@ -1128,7 +1112,7 @@ static void emit_header(struct run *r)
 		if (i)
 			gbuf_add(b, ",", 1);
 		if (needs_quote(name, strlen(name), ','))
-			csv_quoted(b, name, strlen(name));
+			gbuf_add_quoted(b, '"', name, strlen(name));
 		else
 			gbuf_add(b, name, strlen(name));
 	}
@@ -1178,17 +1162,6 @@ static int bind_val(sqlite3_stmt *st, int i, enum lt_type t, const struct val *v
 	}
 }
 
-static void sql_ident(struct gbuf *b, const char *name)
-{
-	gbuf_add(b, "\"", 1);
-	for (const char *p = name; *p; p++) {
-		if (*p == '"')
-			gbuf_add(b, "\"", 1);
-		gbuf_add(b, p, 1);
-	}
-	gbuf_add(b, "\"", 1);
-}
-
 /* SELECT (e1),... FROM (SELECT ?1 AS "c1", ...); only is -1 for all. */
 static void expect_sql(struct run *r, struct gbuf *b, long only)
 {
@@ -1207,7 +1180,7 @@ static void expect_sql(struct run *r, struct gbuf *b, long only)
 	gbuf_add(b, " FROM (SELECT ", 14);
 	for (size_t i = 0; i < r->ncol; i++) {
 		gbuf_printf(b, "%s?%zu AS ", i ? "," : "", i + 1);
-		sql_ident(b, r->cols[i].name);
+		gbuf_add_quoted(b, '"', r->cols[i].name, strlen(r->cols[i].name));
 	}
 	if (!r->ncol)
 		gbuf_add(b, "NULL", 4);

@@ -62,7 +62,13 @@ struct sqlq_table {
 
 int sqlq_new(struct sqlq **out, const struct sqlq_limits *lim, char **err);
 void sqlq_free(struct sqlq *q);
-/* Declare a table; 0, -EEXIST, -EINVAL (a bad name), -ENOMEM. */
+/*
+ * Declare a table; 0, -EEXIST, -EINVAL (a bad name, a catalog named like a
+ * layer or main/temp, a silver or gold table without columns), -E2BIG
+ * (more than 7 other catalogs: SQLite attaches at most 10 databases),
+ * -ENOMEM. A bronze table also has a hidden column _file, the index of the
+ * file a row comes from.
+ */
 int sqlq_add_table(struct sqlq *q, const struct sqlq_table *t);
 
 /*
@@ -73,7 +79,8 @@ int sqlq_add_table(struct sqlq *q, const struct sqlq_table *t);
  */
 int sqlq_prepare(struct sqlq *q, const char *sql, char **err);
 /* After a prepare: the tables it reads, as "silver.T", "gold.T",
- * "bronze.T" or "CAT.silver.T" (n strings, owned by q). */
+ * "bronze.T" or "CAT.silver.T", each once, sorted (n strings, owned by q,
+ * valid until the next prepare). */
 const char *const *sqlq_deps(const struct sqlq *q, size_t *n);
 /* After a prepare: the result's columns (names as SQLite gives them). */
 size_t sqlq_ncols(const struct sqlq *q);
@@ -91,9 +98,10 @@ struct sqlq_result {
  * schema's types come from the values (INTEGER INT, REAL FLOAT, TEXT
  * STRING, BLOB STRING as hex; a column mixing INT and FLOAT is FLOAT,
  * anything else mixed is STRING; a column of only nulls is STRING).
- * 0; -ETIMEDOUT past the time limit, -ENOMEM past the memory limit,
- * -EIO from a reader or writer, -EINVAL for a runtime SQL error; each with
- * *err. Free res with sqlq_result_release.
+ * 0; -ETIMEDOUT past the time limit, -ENOMEM past the memory limit (or a
+ * value over the length limit), -EIO from a reader or writer or a corrupt
+ * silver/gold CSV, -ENOSPC when spill files fill the disk, -EINVAL for a
+ * runtime SQL error; each with *err. Free res with sqlq_result_release.
  */
 int sqlq_run(struct sqlq *q, const struct ingest_writer *csv,
 	     const struct ingest_writer *jsonl, struct sqlq_result *res, char **err);

@@ -244,6 +244,23 @@ void gbuf_add(struct gbuf *b, const void *d, size_t n)
 	b->p[b->n] = '\0';	/* text stays a C string */
 }
 
+void gbuf_add_quoted(struct gbuf *b, char q, const void *d, size_t n)
+{
+	const char *p = d;
+	size_t run = 0;
+
+	gbuf_add(b, &q, 1);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != q)
+			continue;
+		gbuf_add(b, p + run, i + 1 - run);
+		gbuf_add(b, &q, 1);
+		run = i + 1;
+	}
+	gbuf_add(b, p + run, n - run);
+	gbuf_add(b, &q, 1);
+}
+
 void gbuf_printf(struct gbuf *b, const char *fmt, ...)
 {
 	char small[512], *big = NULL;

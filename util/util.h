@@ -54,6 +54,9 @@ struct gbuf {
 void gbuf_add(struct gbuf *b, const void *d, size_t n);
 void gbuf_printf(struct gbuf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Append d wrapped in the quote character q, each q inside doubled: a
+ * quoted CSV field, an SQL identifier ('"') or string ('\''). */
+void gbuf_add_quoted(struct gbuf *b, char q, const void *d, size_t n);
 
 /*
  * UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
