@@ -785,18 +785,71 @@ void gold_named(struct lake *l, uint64_t parent, const char *name, uint64_t ino)
 	pthread_mutex_unlock(&l->lock);
 }
 
+struct gold_pending {
+	struct gold_pending *next;
+	uint64_t parent, ino;
+	char name[LAKE_NAME_MAX + 8];
+};
+
+/*
+ * A rename onto NAME.sql. The rename's FUSE request holds the gold
+ * schema's lock in the kernel, and installing publishes names in it (a
+ * new gold/NAME, its _error) whose cached entries the kernel must drop:
+ * doing that here would wait for the lock this request holds. So the
+ * scheduler thread compiles it (gold_tick).
+ */
 void gold_renamed(struct lake *l, uint64_t parent, const char *name)
 {
+	struct gold_pending *p;
 	uint64_t ino;
-	char *why = NULL;
+	size_t base;
 
-	if (name[0] == '.' || meta_lookup(l->m, parent, name, &ino, NULL, NULL) < 0)
+	if (name[0] == '.' || !has_sql_suffix(name, &base) || base > LAKE_NAME_MAX ||
+	    meta_lookup(l->m, parent, name, &ino, NULL, NULL) < 0)
 		return;
 	gold_named(l, parent, name, ino);
-	if (is_gold_schema(l, parent) && define(l, parent, name, ino, 0, &why) < 0)
-		log_info("gold: '%s' renamed into place but refused: %s", name,
-			 why ? why : "");
-	free(why);
+	if (!(p = calloc(1, sizeof(*p))))
+		return;
+	p->parent = parent;
+	p->ino = ino;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	pthread_mutex_lock(&l->lock);
+	p->next = l->gpending;
+	l->gpending = p;
+	pthread_mutex_unlock(&l->lock);
+	lk_wake(l);
+}
+
+static void renamed_run(struct lake *l)
+{
+	struct gold_pending *p;
+
+	pthread_mutex_lock(&l->lock);
+	p = l->gpending;
+	l->gpending = NULL;
+	pthread_mutex_unlock(&l->lock);
+	while (p) {
+		struct gold_pending *next = p->next;
+		char *why = NULL;
+
+		if (is_gold_schema(l, p->parent) &&
+		    define(l, p->parent, p->name, p->ino, 0, &why) < 0)
+			log_info("gold: '%s' renamed into place but refused: %s", p->name,
+				 why ? why : "");
+		free(why);
+		free(p);
+		p = next;
+	}
+}
+
+void gold_pending_free(struct lake *l)
+{
+	while (l->gpending) {
+		struct gold_pending *p = l->gpending;
+
+		l->gpending = p->next;
+		free(p);
+	}
 }
 
 void gold_unlinked(struct lake *l, uint64_t parent, const char *name)
@@ -1162,10 +1215,13 @@ void gold_tick(struct lake *l, uint64_t now, uint64_t *next)
 	size_t ndue = 0;
 
 	*next = 0;
+	renamed_run(l);
 	pthread_mutex_lock(&l->lock);
 	lk_map_each_due(l->gold_at, now, due_list, &ndue, 64, next);
-	for (size_t i = 0; i < ndue; i++)
+	for (size_t i = 0; i < ndue; i++) {
+		lk_map_del(l->gold_at, due_list[i]);
 		lk_map_del(l->gold_first, due_list[i]);
+	}
 	{
 		uint64_t sched[64], snext = 0;
 		size_t ns = 0;

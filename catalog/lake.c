@@ -2083,6 +2083,7 @@ void lake_close(struct lake *l)
 	map_free(l->gold_next, 0);
 	map_free(l->sqlfiles, 0);
 	map_free(l->sqlerr, 1);
+	gold_pending_free(l);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
 	pthread_cond_destroy(&l->idle);
@@ -2098,7 +2099,7 @@ void lake_stats(struct lake *l, struct lake_stats *st)
 		if (j->state == JS_QUEUED)
 			st->queued++;
 	st->running = l->running;
-	st->waiting = l->scan_at->n;
+	st->waiting = l->scan_at->n + l->gold_at->n;
 	st->done = l->done;
 	st->failed = l->failed;
 	st->quarantined = l->quarantined;

@@ -49,6 +49,7 @@ struct lk_job {
 };
 
 struct lk_map;			/* uint64 -> uint64, lake.c */
+struct gold_pending;
 
 struct lake {
 	struct vfs *v;
@@ -68,6 +69,8 @@ struct lake {
 	struct lk_map *gold_next;	/* gold table on a schedule -> realtime ns due */
 	struct lk_map *sqlfiles;	/* file ino in a gold schema -> that schema */
 	struct lk_map *sqlerr;	/* such a file -> its last verdict (malloc'd text) */
+	struct gold_pending *gpending;	/* definitions renamed into place, to
+					 * compile off the FUSE thread (gold.c) */
 	struct lk_job *queue, *queue_tail;	/* queued and running jobs */
 	struct lk_job *recent, *recent_tail;	/* finished, newest last */
 	size_t nrecent;
@@ -119,6 +122,7 @@ void gold_unlinked(struct lake *l, uint64_t parent, const char *name);
 void gold_renamed(struct lake *l, uint64_t parent, const char *name);
 int gold_drop_records(struct lake *l, uint64_t gdir);
 void gold_schedule_changed(struct lake *l, uint64_t gdir);
+void gold_pending_free(struct lake *l);
 /* a silver or gold table (its directory) has a new version */
 void gold_input_changed(struct lake *l, uint64_t table_dir);
 enum lk_job_state gold_refresh_run(struct lake *l, struct lk_job *j);
