@@ -672,7 +672,16 @@ static int define(struct lake *l, uint64_t schema, const char *fname, uint64_t i
 	} else if (strspn(text, " \t\r\n") == len) {
 		free(text);
 		return 0;		/* empty: no definition yet */
+	} else if (!check_only && (gdir = gold_dir_of(l, schema, name)) != 0 &&
+		   get_text(l, "gdef", gdir, &deps) == 0 && strcmp(deps, text) == 0) {
+		/* the installed text again (a second close of a dup'd
+		 * descriptor, a save without a change): nothing to do */
+		free(deps);
+		free(text);
+		return set_error(l, gdir, NULL, NULL, 0);
 	} else {
+		free(deps);
+		deps = NULL;
 		err = compile(l, schema, name, text, &deps, &cols, &msg);
 	}
 	if (check_only || err == -ENOMEM) {

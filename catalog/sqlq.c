@@ -1592,7 +1592,12 @@ static void out_value(struct out *o, sqlite3_stmt *st, int i, int ncol,
 		*ty = lt_widen(*ty, LT_FLOAT);
 		if (!isfinite(d))
 			break;
-		n = (size_t)snprintf(buf, sizeof(buf), "%.17g", d);
+		/* the shortest text that reads back to the same double */
+		for (int prec = 15; prec <= 17; prec++) {
+			n = (size_t)snprintf(buf, sizeof(buf), "%.*g", prec, d);
+			if (strtod(buf, NULL) == d)
+				break;
+		}
 		o->num.n = 0;
 		lt_normalize(LT_FLOAT, buf, n, &o->num);
 		gbuf_add(&o->csv, o->num.p, o->num.n);
