@@ -9,7 +9,8 @@
 #     a schema: EPERM
 #   - names of catalogs, schemas, tables and volumes: 1-64 of [A-Za-z0-9_-],
 #     not starting with _ or -: EINVAL otherwise (inside a volume any name)
-#   - silver and gold are read-only to users: EROFS
+#   - silver and gold are read-only to users: EROFS (gold takes regular
+#     files: definitions, t0800)
 #   - catalogs, schemas, tables and volumes keep their names: EPERM
 #   - renames and hard links between two volumes: EXDEV (mv copies)
 #   - rmdir of a catalog: ENOTEMPTY; of bronze, silver, gold: EPERM
@@ -156,9 +157,16 @@ ok $(test -f "$V/hello.txt" && echo 0 || echo 1) "the file stayed in its volume"
 # --- silver and gold are read-only ------------------------------------------
 for s in silver gold; do
 	refuses "mkdir in $s: Read-only file system" "Read-only file system" mkdir "$C/$s/t1"
-	refuses "touch in $s: Read-only file system" "Read-only file system" touch "$C/$s/f"
 	errno_is "mkdir in $s: EROFS" EROFS mkdir "$C/$s/t1"
-	errno_is "create in $s: EROFS" EROFS create "$C/$s/f"
+	if [ "$s" = silver ]; then
+		refuses "touch in $s: Read-only file system" "Read-only file system" touch "$C/$s/f"
+		errno_is "create in $s: EROFS" EROFS create "$C/$s/f"
+	else	# gold holds regular files: NAME.sql definitions (t0800)
+		run_ok "touch in gold: a regular file is allowed" touch "$C/gold/f"
+		refuses "mkfifo in gold: Operation not permitted" "Operation not permitted" mkfifo "$C/gold/p"
+		refuses "ln -s in gold: Operation not permitted" "Operation not permitted" ln -s x "$C/gold/l"
+		run_ok "and removed again" rm "$C/gold/f"
+	fi
 	refuses "setfattr on $s: Read-only file system" "Read-only file system" setfattr -n user.x -v 1 "$C/$s"
 	errno_is "setxattr on $s: EROFS" EROFS setxattr "$C/$s"
 	refuses "chmod of $s: Read-only file system" "Read-only file system" chmod 700 "$C/$s"
