@@ -48,9 +48,10 @@ static void usage(FILE *f)
 "  props set PATH NAME VALUE    set one (validated: a bad value is refused)\n"
 "  props unset PATH NAME        remove one\n"
 "  jobs MOUNTPOINT [--json] [--all]\n"
-"                               promotion runs: id, state, table, file,\n"
-"                               version, rows, time, error (the last 20;\n"
-"                               --all: every one kept)\n"
+"                               promotion and refresh runs: id, state,\n"
+"                               table, file (a refresh: its inputs and\n"
+"                               their versions), version, rows, time, error\n"
+"                               (the last 20; --all: every one kept)\n"
 "  run TABLE [--no-wait] [--timeout S]\n"
 "                               ingest what landed in a bronze table now\n"
 "                               (no quiet period) and wait for the result;\n"
@@ -624,6 +625,27 @@ static int cmd_jobs(int argc, char **argv)
 			tb[0] = '\0';
 		if (json_field(line, "file", fl, sizeof(fl)) < 0)
 			fl[0] = '\0';
+		if (!fl[0] && strstr(line, "\"inputs\":[")) {
+			/* a gold refresh: its inputs and their versions */
+			const char *p = strstr(line, "\"inputs\":[") + 10;
+			size_t k = 0;
+
+			while (*p && *p != ']' && k + 40 < sizeof(fl)) {
+				char t[200], v[32];
+
+				if (json_field(p, "table", t, sizeof(t)) < 0)
+					break;
+				if (json_field(p, "version", v, sizeof(v)) < 0 &&
+				    json_field(p, "files", v, sizeof(v)) < 0)
+					v[0] = '\0';
+				k += (size_t)snprintf(fl + k, sizeof(fl) - k, "%s%s@%s",
+						      k ? "," : "", t, v);
+				p = strchr(p + 1, '}');
+				if (!p)
+					break;
+				p++;
+			}
+		}
 		json_field(line, "version", ver, sizeof(ver));
 		json_field(line, "rows_read", rd, sizeof(rd));
 		json_field(line, "rows_written", wr, sizeof(wr));
