@@ -849,7 +849,9 @@ static int authorize(void *arg, int action, const char *a3, const char *a4,
 				    "in a query", a4);
 		return SQLITE_OK;
 	case SQLITE_READ:
-		if (!a3 || !db)
+		if (a3 && !db)
+			return SQLITE_OK;	/* a common table expression's column */
+		if (!a3)
 			break;
 		if ((t = find_table(q, db, a3))) {
 			if (q->recording)

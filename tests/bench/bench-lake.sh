@@ -13,7 +13,12 @@
 #   4. the latency from the close of a 10 KB file to its rows readable in
 #      silver, with the default quiet period (1 s);
 #   5. appending a 1 MB batch to the big table: the job's time, and the new
-#      block bytes the store gained (unique plaintext and stored).
+#      block bytes the store gained (unique plaintext and stored);
+#   6. a gold table over the big silver table (SELECT day, sum(amount),
+#      count(*) ... GROUP BY day): the refresh job's time beside DuckDB
+#      running the same query over the landed CSV;
+#   7. the latency from the close of a 10 KB bronze file to its rows in a
+#      gold table over its silver table, default settings.
 #
 # A benchmark, not a test: figures and ratios are printed with the issue's
 # targets as PASS/MISS information; the exit status is non-zero only when
@@ -160,6 +165,57 @@ APP_NEW=$(( (bb1 - bb0) )) APP_STORED=$(( (sb1 - sb0) ))
 APP_IN=$(stat -c %s "$W/append.csv")
 BIG_SILVER=$(( $(stat -c %s "$MNT/bench/silver/big/big.csv") + $(stat -c %s "$MNT/bench/silver/big/big.jsonl") ))
 
+# --- a gold table over the big silver table ---
+GOLD_SQL="SELECT day, sum(amount) AS revenue, count(*) AS n FROM silver.big GROUP BY day"
+printf '%s\n' "$GOLD_SQL" > "$MNT/bench/gold/by_day.sql" || broke "the gold definition was refused"
+timeout 900 "$L" wait "$MNT" --timeout 880 >/dev/null || broke "the gold refresh did not finish"
+read -r GOLD_S GOLD_STATE GOLD_ROWS _ <<< "$(last_job bench.gold.by_day)"
+[ "$GOLD_STATE" = done ] || broke "the gold refresh ended $GOLD_STATE"
+GOLD_PEAK=$(awk '/VmHWM/ { print int($2 / 1024) }' "/proc/$PID/status")
+DUCKQ_S=""
+if [ -d "$DUCK" ]; then
+	best=""
+	for r in 1 2; do
+		out=$(timeout 600 node "$TOP/tests/bench/duckdb-query.mjs" "$W/big.csv" \
+		      "SELECT day, sum(amount) AS revenue, count(*) AS n FROM orders GROUP BY day") ||
+			broke "duckdb query failed"
+		read -r s n <<< "$out"
+		[ "$n" = "$GOLD_ROWS" ] || broke "duckdb has $n groups, lakefs $GOLD_ROWS"
+		if [ -z "$best" ] || awk -v a="$s" -v b="$best" 'BEGIN { exit !(a < b) }'; then
+			best=$s
+		fi
+	done
+	DUCKQ_S=$best
+fi
+say "gold refresh over the big table: $GOLD_S s ($GOLD_ROWS rows)${DUCKQ_S:+, duckdb $DUCKQ_S s}"
+
+# --- latency of a 10 KB file through silver to gold ---
+printf 'SELECT count(*) AS n FROM silver.small\n' > "$MNT/bench/gold/small_n.sql" ||
+	broke "the small gold definition was refused"
+timeout 120 "$L" wait "$MNT" --timeout 100 >/dev/null
+GLAT=$(python3 - "$W/small.csv" "$MNT/bench/bronze/small/s2.csv" "$MNT/bench/gold/small_n/small_n.csv" <<'EOF'
+import sys, time
+src, dst, gold = sys.argv[1:]
+data = open(src, "rb").read()
+rows = data.count(b"\n") - 1
+want = ("n\n%d\n" % (2 * rows)).encode()
+with open(dst, "wb") as f:
+    f.write(data.replace(b"\n1", b"\n91", 1))  # other bytes: a new batch
+t0 = time.monotonic()
+while time.monotonic() - t0 < 60:
+    try:
+        if open(gold, "rb").read() == want:
+            print("%.3f" % (time.monotonic() - t0))
+            sys.exit(0)
+    except FileNotFoundError:
+        pass
+    time.sleep(0.02)
+print("timeout")
+EOF
+)
+[ "$GLAT" = timeout ] && broke "a 10 KB file did not reach gold in 60 s"
+say "latency close -> gold (10 KB, default settings): $GLAT s"
+
 fusermount3 -u "$MNT" || broke "unmount failed"
 
 # --- the table ---
@@ -190,5 +246,15 @@ printf '%-44s %10sKB %10sKB %8s  (baseline: the batch)\n' "append: new unique bl
 printf '%-44s %10sKB %10sMB %8s  (baseline: the table)\n' "append: vs the silver table's size" \
 	"$((APP_NEW / 1024))" "$((BIG_SILVER / 1000000))" "$(ratio "$APP_NEW" "$BIG_SILVER")"
 printf '%-44s %10sKB\n' "append: new stored (compressed) bytes" "$((APP_STORED / 1024))"
+if [ -n "$DUCKQ_S" ]; then
+	R=$(ratio "$GOLD_S" "$DUCKQ_S")
+	printf '%-44s %11ss %11ss %8s  <= 3.00 %s\n' "gold refresh vs DuckDB (GROUP BY day)" \
+		"$GOLD_S" "$DUCKQ_S" "$R" "$(verdict "$R" 3)"
+else
+	printf '%-44s %11ss %12s %8s  (no DuckDB)\n' "gold refresh (GROUP BY day)" "$GOLD_S" "-" "-"
+fi
+printf '%-44s %9s MiB\n' "daemon peak RSS through the refresh" "$GOLD_PEAK"
+printf '%-44s %11ss %12s %8s  < 3 s %s\n' "close of a 10 KB file -> rows in gold" \
+	"$GLAT" "-" "-" "$(verdict "$GLAT" 3)"
 printf '%-44s %11ss\n' "landing: cp of the CSV into bronze" "$LAND_S"
 exit 0
