@@ -70,7 +70,7 @@
 #define DEBOUNCE_NS (300ull * 1000000)	/* an input changed: refresh after */
 #define DEBOUNCE_MAX_NS (3000ull * 1000000)
 #define QUERY_TIMEOUT_MS 600000
-#define QUERY_MEMORY (256ull << 20)
+#define QUERY_MEMORY (64ull << 20)
 
 /* ---- small helpers ---- */
 

@@ -27,7 +27,7 @@ struct lake_options {
 	uint32_t quiet_ms;		/* default quiet period (0: 1000) */
 	const char *tmp_dir;		/* spill files of upserts (NULL: $TMPDIR) */
 	uint64_t query_timeout_ms;	/* a gold refresh's query (0: 600000) */
-	uint64_t query_memory;		/* its sort/aggregate cache (0: 256 MiB) */
+	uint64_t query_memory;		/* its sort/aggregate cache (0: 64 MiB) */
 };
 
 int lake_open(struct lake **out, struct vfs *v, const struct lake_options *o,

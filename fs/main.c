@@ -136,7 +136,7 @@ static void usage(FILE *f)
 "  lake_workers=N      promotion jobs run at once, one per table (default 2)\n"
 "  query_timeout=S     a gold refresh's query may run S seconds (default 600)\n"
 "  query_memory=SIZE   page cache of a gold query's sorts and aggregates,\n"
-"                      which spill to STATE/tmp past it (default 256M)\n"
+"                      which spill to STATE/tmp past it (default 64M)\n"
 "Other -o options (allow_other, ro, ...) are passed to FUSE; the mount\n"
 "helper drops rw, defaults, auto, noauto, nofail, _netdev, user, users.\n");
 }
