@@ -131,26 +131,34 @@ say "lakefs: landing $LAND_S s, promotion job $JOB_S s (run $RUN_S s), peak RSS 
 
 # --- latency of a 10 KB file, default quiet period ---
 "$W/gencsv" 140 3 > "$W/small.csv"
-LAT=$(python3 - "$W/small.csv" "$MNT/bench/bronze/small/s.csv" "$MNT/bench/silver/small/small.csv" <<'EOF'
-import os, sys, time
-src, dst, silver = sys.argv[1:]
+# latency SRC DST WATCH WANT [ALTER]: copy SRC to DST (ALTER: with its
+# first data row changed, so that it is a new batch), then print the
+# seconds until WATCH has WANT lines, or (WANT "=TEXT") reads TEXT, where
+# \n is a newline; "timeout" after 60 s
+cat > "$W/latency.py" <<'EOF'
+import sys, time
+src, dst, watch, want = sys.argv[1:5]
 data = open(src, "rb").read()
-want = data.count(b"\n")
+if len(sys.argv) > 5:
+    data = data.replace(b"\n1", b"\n91", 1)
+exact = want.startswith("=") and want[1:].replace("\\n", "\n").encode()
 with open(dst, "wb") as f:
     f.write(data)
 t0 = time.monotonic()
 while time.monotonic() - t0 < 60:
     try:
-        with open(silver, "rb") as f:
-            if f.read().count(b"\n") >= want:
-                print("%.3f" % (time.monotonic() - t0))
-                sys.exit(0)
+        got = open(watch, "rb").read()
+        if (got == exact) if exact else got.count(b"\n") >= int(want):
+            print("%.3f" % (time.monotonic() - t0))
+            sys.exit(0)
     except FileNotFoundError:
         pass
     time.sleep(0.02)
 print("timeout")
 EOF
-)
+latency() { python3 "$W/latency.py" "$@"; }
+LAT=$(latency "$W/small.csv" "$MNT/bench/bronze/small/s.csv" "$MNT/bench/silver/small/small.csv" \
+	"$(wc -l < "$W/small.csv")")
 [ "$LAT" = timeout ] && broke "a 10 KB file was not in silver after 60 s"
 say "latency close -> silver (10 KB, quiet 1 s): $LAT s"
 
@@ -193,26 +201,9 @@ say "gold refresh over the big table: $GOLD_S s ($GOLD_ROWS rows)${DUCKQ_S:+, du
 printf 'SELECT count(*) AS n FROM silver.small\n' > "$MNT/bench/gold/small_n.sql" ||
 	broke "the small gold definition was refused"
 timeout 120 "$L" wait "$MNT" --timeout 100 >/dev/null
-GLAT=$(python3 - "$W/small.csv" "$MNT/bench/bronze/small/s2.csv" "$MNT/bench/gold/small_n/small_n.csv" <<'EOF'
-import sys, time
-src, dst, gold = sys.argv[1:]
-data = open(src, "rb").read()
-rows = data.count(b"\n") - 1
-want = ("n\n%d\n" % (2 * rows)).encode()
-with open(dst, "wb") as f:
-    f.write(data.replace(b"\n1", b"\n91", 1))  # other bytes: a new batch
-t0 = time.monotonic()
-while time.monotonic() - t0 < 60:
-    try:
-        if open(gold, "rb").read() == want:
-            print("%.3f" % (time.monotonic() - t0))
-            sys.exit(0)
-    except FileNotFoundError:
-        pass
-    time.sleep(0.02)
-print("timeout")
-EOF
-)
+rows=$(( $(wc -l < "$W/small.csv") - 1 ))
+GLAT=$(latency "$W/small.csv" "$MNT/bench/bronze/small/s2.csv" \
+	"$MNT/bench/gold/small_n/small_n.csv" "=n\\n$((2 * rows))\\n" alter)
 [ "$GLAT" = timeout ] && broke "a 10 KB file did not reach gold in 60 s"
 say "latency close -> gold (10 KB, default settings): $GLAT s"
 
