@@ -78,7 +78,8 @@
  * a monotonic deadline (-ETIMEDOUT). Memory: cache_size of main and temp is
  * -(memory/1024) KiB and temp_store FILE, so the sorter and temporary
  * b-trees (GROUP BY, DISTINCT, automatic indexes, materialized CTEs) spill
- * to files past it; one value is at most VALUE_MAX bytes
+ * to files past it (the sorter on two threads, PRAGMA threads: a GROUP BY
+ * over a big table is mostly its sort); one value is at most VALUE_MAX bytes
  * (SQLITE_LIMIT_LENGTH); SQLITE_NOMEM and SQLITE_TOOBIG are -ENOMEM. The
  * spill directory is sqlite3_temp_directory, which is process-global and
  * unsafe to change while other connections run: the first tmp_dir given
@@ -940,7 +941,8 @@ int sqlq_new(struct sqlq **out, const struct sqlq_limits *lim, char **err)
 	kib = (long long)MAX(q->lim.memory / 1024, 64);
 	snprintf(sql, sizeof(sql),
 		 "PRAGMA main.cache_size = -%lld; PRAGMA temp.cache_size = -%lld;"
-		 "PRAGMA temp_store = FILE; ATTACH ':memory:' AS silver;"
+		 "PRAGMA temp_store = FILE; PRAGMA threads = 2;"
+		 "ATTACH ':memory:' AS silver;"
 		 "ATTACH ':memory:' AS gold; ATTACH ':memory:' AS bronze;"
 		 "SELECT * FROM json_each('[]'), json_tree('[]');",
 		 kib, kib);
