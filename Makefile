@@ -6,6 +6,7 @@
 #   make bench         print the benchmark figures (see tests/bench/)
 #   make bench-s3      the bucket's figures alone (BENCH_INSTALL=1: with s3fs, rclone)
 #   make bench-lake    promotion figures beside DuckDB
+#   make bench-access  the access checks' cost: a granted user beside the admin
 #   make install       install programs and man pages under $(PREFIX)
 #   make SANITIZE=address,undefined test
 #   make fuzz          run the parsers' libFuzzer harnesses (FUZZ_SECONDS=60 each)
@@ -37,7 +38,7 @@ LIB_SRC   := util/log.c util/util.c sync/workq.c sync/local.c sync/blockstore.c 
              sync/remote.c catalog/journal.c \
              catalog/meta.c catalog/inode.c catalog/ns.c catalog/types.c \
              catalog/csv.c catalog/json.c catalog/ingest.c catalog/lake.c \
-             catalog/promote.c catalog/gold.c catalog/sqlq.c
+             catalog/promote.c catalog/gold.c catalog/sqlq.c catalog/access.c
 FS_SRC    := fs/main.c fs/ops.c fs/ctl.c
 TOOL_SRC  := tools/lakefs.c
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -113,10 +114,19 @@ bench: deps all
 	@bash tests/bench/bench.sh
 	@bash tests/bench/bench-s3.sh
 	@bash tests/bench/bench-lake.sh
+	@bash tests/bench/bench-access.sh
+	@LFS_ACCESS_COLD=0 bash tests/bench/bench-access.sh
 
 # Promotion alone: a 10M-row CSV beside DuckDB (LFS_LAKE_ROWS to change it).
 bench-lake: deps all
 	@bash tests/bench/bench-lake.sh
+
+# Access checks alone: ls -lR and reading 2,000 small files as a granted
+# user beside the admin, cold and warm (LFS_ACCESS_FILES, LFS_ACCESS_ROUNDS
+# to change it).
+bench-access: deps all
+	@bash tests/bench/bench-access.sh
+	@LFS_ACCESS_COLD=0 bash tests/bench/bench-access.sh
 
 # The bucket's figures alone (BENCH_INSTALL=1 installs s3fs and rclone to
 # compare with).
@@ -142,5 +152,5 @@ install: $(PROGS)
 clean:
 	rm -rf $(B) build-asan build-fuzz
 
-.PHONY: all deps demo test unit asan-unit fuzz bench bench-s3 bench-lake install clean
+.PHONY: all deps demo test unit asan-unit fuzz bench bench-s3 bench-lake bench-access install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -695,8 +695,17 @@ static int define(struct lake *l, uint64_t schema, const char *fname, uint64_t i
 	    (gdir = gold_dir_of(l, schema, name)) == 0) {
 		int e = lk_engine_dir(l, schema, name, &gdir);
 
+		struct meta_inode md;
+
+		/* the definer owns the table; if its file is unreadable, whoever
+		 * owns the schema does */
+		if (meta_get_inode(l->m, ino, &md) < 0) {
+			md.uid = (uint32_t)-1;
+			md.gid = 0;
+		}
 		if (e == 0)
-			e = lk_make_sec(l, gdir, schema, LK_TABLE, LY_GOLD, 0, name);
+			e = lk_make_sec(l, gdir, schema, LK_TABLE, LY_GOLD, 0, name,
+					md.uid, md.gid);
 		if (e < 0) {
 			log_err("gold %s: cannot make its directory: %s", name, strerror(-e));
 			gdir = 0;

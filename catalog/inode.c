@@ -1849,6 +1849,12 @@ void vfs_notify_entry(struct vfs *v, uint64_t dir, const char *name)
 		v->entry_changed(v->entry_changed_arg, dir, name);
 }
 
+void vfs_notify_attr(struct vfs *v, uint64_t ino)
+{
+	if (v->attr_changed)
+		v->attr_changed(v->attr_changed_arg, ino);
+}
+
 void vfs_set_entry_notify(struct vfs *v,
 			  void (*fn)(void *arg, uint64_t dir, const char *name),
 			  void *arg)

@@ -72,7 +72,7 @@ struct lk_map {
 	size_t nb, n;
 };
 
-static struct lk_map *map_new(void)
+struct lk_map *lk_map_new(void)
 {
 	struct lk_map *m = calloc(1, sizeof(*m));
 
@@ -199,6 +199,11 @@ static void map_free(struct lk_map *m, int free_vals)
 	free(m);
 }
 
+void lk_map_free(struct lk_map *m)
+{
+	map_free(m, 0);
+}
+
 /* ---- names and records ---- */
 
 void lk_key(char *buf, size_t cap, const char *what, uint64_t ino)
@@ -257,30 +262,35 @@ static int name_index(const char *const *names, int n, const char *s)
 
 static int sec_encode(const struct lk_sec *s, char *buf, size_t cap)
 {
-	return snprintf(buf, cap, "%s %s %016" PRIx64 " %016" PRIx64 " %s",
+	return snprintf(buf, cap, "%s %s %016" PRIx64 " %016" PRIx64 " %s %d %u",
 			kind_names[s->kind], layer_names[s->layer], s->parent,
-			s->src, s->name);
+			s->src, s->name, (int)s->uid, s->gid);
 }
 
 int lk_sec_get(struct lake *l, uint64_t ino, struct lk_sec *out)
 {
 	char key[64], kind[16], layer[16], name[LAKE_NAME_MAX + 1], *val;
 	size_t len;
-	int err, k, y;
+	int err, k, y, n, uid;
+	unsigned gid;
 
 	lk_key(key, sizeof(key), "sec", ino);
 	err = meta_get_kv(l->m, key, &val, &len);
 	if (err < 0)
 		return err;
 	err = -EIO;
-	if (sscanf(val, "%15s %15s %" SCNx64 " %" SCNx64 " %64s", kind, layer,
-		   &out->parent, &out->src, name) == 5 &&
+	/* the owner's two fields came later: older records end at the name */
+	if ((n = sscanf(val, "%15s %15s %" SCNx64 " %" SCNx64 " %64s %d %u", kind,
+			layer, &out->parent, &out->src, name, &uid, &gid)) >= 5 &&
 	    (k = name_index(kind_names, 6, kind)) >= 0 &&
 	    (y = name_index(layer_names, 5, layer)) >= 0) {
 		out->ino = ino;
 		out->kind = k;
 		out->layer = y;
 		snprintf(out->name, sizeof(out->name), "%s", name);
+		out->has_owner = n == 7;
+		out->uid = n == 7 ? (uint32_t)uid : 0;
+		out->gid = n == 7 ? gid : 0;
 		err = 0;
 	} else {
 		log_err("catalog record %s is damaged: '%s'", key, val);
@@ -583,12 +593,26 @@ static void schedule_scan(struct lake *l, uint64_t table, uint64_t delay_ms);
 static void requiet(struct lake *l);
 
 int lk_make_sec(struct lake *l, uint64_t ino, uint64_t parent, enum lk_kind k,
-		    enum lk_layer y, uint64_t src, const char *name)
+		enum lk_layer y, uint64_t src, const char *name, uint32_t uid,
+		uint32_t gid)
 {
-	struct lk_sec s = { ino, parent, k, y, src, "" };
+	struct lk_sec s = { ino, parent, k, y, src, "", 1, uid, gid };
+	int err;
 
 	snprintf(s.name, sizeof(s.name), "%s", name);
-	return sec_put(l, &s);
+	if ((err = sec_put(l, &s)) == 0)
+		lk_acc_reload(l, ino);
+	return err;
+}
+
+int lk_sec_del(struct lake *l, uint64_t ino)
+{
+	char key[64];
+	struct vfs_kv kv = { key, NULL, 0 };
+
+	lk_acc_forget(l, ino);
+	lk_key(key, sizeof(key), "sec", ino);
+	return vfs_publish(l->v, NULL, 0, &kv, 1);
 }
 
 /* mkdir as the engine; the inode of name (made or already there) */
@@ -610,7 +634,7 @@ int lk_engine_dir(struct lake *l, uint64_t parent, const char *name,
 }
 
 static int make_silver_table(struct lake *l, uint64_t bronze, uint64_t schema,
-			     const char *name)
+			     const char *name, const struct vfs_ctx *c)
 {
 	struct lk_sec sch;
 	uint64_t silver_schema, dir, q;
@@ -625,7 +649,8 @@ static int make_silver_table(struct lake *l, uint64_t bronze, uint64_t schema,
 	if ((err = lk_engine_dir(l, silver_schema, name, &dir)) < 0 ||
 	    (err = lk_engine_dir(l, dir, "_quarantine", &q)) < 0)
 		return err;
-	if ((err = lk_make_sec(l, dir, silver_schema, LK_TABLE, LY_SILVER, bronze, name)) < 0)
+	if ((err = lk_make_sec(l, dir, silver_schema, LK_TABLE, LY_SILVER, bronze, name,
+			       c->uid, c->gid)) < 0)
 		return err;
 	lk_key(key, sizeof(key), "tbl", bronze);
 	kv.len = (size_t)snprintf(val, sizeof(val), "silver=%016" PRIx64
@@ -639,7 +664,6 @@ void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 	struct lk_class pc;
 	int err = 0;
 
-	(void)c;
 	if (lk_class(l, parent, &pc) < 0)
 		return;
 	if (S_ISDIR(st->st_mode) && securable_level(&pc)) {
@@ -647,22 +671,26 @@ void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 
 		switch (pc.kind) {
 		case LK_ROOT:
-			err = lk_make_sec(l, ino, parent, LK_CATALOG, LY_NONE, 0, name);
+			err = lk_make_sec(l, ino, parent, LK_CATALOG, LY_NONE, 0, name,
+					  c->uid, c->gid);
 			for (int y = LY_BRONZE; err == 0 && y <= LY_GOLD; y++)
 				if ((err = lk_engine_dir(l, ino, layer_names[y], &sub)) == 0)
 					err = lk_make_sec(l, sub, ino, LK_SCHEMA, y, 0,
-						       layer_names[y]);
+							  layer_names[y], c->uid, c->gid);
 			break;
 		case LK_CATALOG:
-			err = lk_make_sec(l, ino, parent, LK_SCHEMA, LY_VOLUME, 0, name);
+			err = lk_make_sec(l, ino, parent, LK_SCHEMA, LY_VOLUME, 0, name,
+					  c->uid, c->gid);
 			break;
 		case LK_SCHEMA:
 			if (pc.layer == LY_BRONZE) {
-				err = lk_make_sec(l, ino, parent, LK_TABLE, LY_BRONZE, 0, name);
+				err = lk_make_sec(l, ino, parent, LK_TABLE, LY_BRONZE, 0, name,
+						  c->uid, c->gid);
 				if (err == 0)
-					err = make_silver_table(l, ino, parent, name);
+					err = make_silver_table(l, ino, parent, name, c);
 			} else {
-				err = lk_make_sec(l, ino, parent, LK_VOLUME, pc.layer, 0, name);
+				err = lk_make_sec(l, ino, parent, LK_VOLUME, pc.layer, 0, name,
+						  c->uid, c->gid);
 			}
 			break;
 		default:
@@ -909,17 +937,24 @@ static int sec_of(struct lake *l, uint64_t ino, struct lk_sec *s)
 static int lake_run_table(struct lake *l, uint64_t table);
 static int lake_drop(struct lake *l, uint64_t ino);
 
-int lake_setxattr(struct lake *l, uint64_t ino, const char *name,
-		  const void *val, size_t len, int flags)
+int lake_setxattr(struct lake *l, struct lake_who *w, uint64_t ino,
+		  const char *name, const void *val, size_t len, int flags)
 {
 	char *v;
 	struct lk_sec s;
 	int err;
 
+	if ((err = lake_access_setxattr(l, w, ino, name, val, len)) != 1)
+		return err;
 	if (strncmp(name, PROP_PREFIX, strlen(PROP_PREFIX)) != 0) {
+		if ((err = lake_check(l, w, ino, LAKE_XWRITE, "setxattr", NULL)) < 0)
+			return err;
 		err = lake_may_modify(l, ino);
 		return err < 0 ? err : 1;
 	}
+	if ((err = lake_check(l, w, ino, strcmp(name, PROP_PREFIX "run") == 0 ?
+			      LAKE_RUN : LAKE_XWRITE, "setxattr", NULL)) < 0)
+		return err;
 	name += strlen(PROP_PREFIX);
 	if (sec_of(l, ino, &s) < 0) {
 		log_warn("property %s: only catalogs, schemas and tables have "
@@ -968,11 +1003,14 @@ int lake_setxattr(struct lake *l, uint64_t ino, const char *name,
 	return err;
 }
 
-int lake_removexattr(struct lake *l, uint64_t ino, const char *name)
+int lake_removexattr(struct lake *l, struct lake_who *w, uint64_t ino,
+		     const char *name)
 {
 	struct lk_sec s;
-	int err = lake_may_modify(l, ino);
+	int err = lake_check(l, w, ino, LAKE_XWRITE, "removexattr", NULL);
 
+	if (err == 0)
+		err = lake_may_modify(l, ino);
 	if (err < 0)
 		return err;
 	if (strncmp(name, PROP_PREFIX, strlen(PROP_PREFIX)) == 0 &&
@@ -992,13 +1030,20 @@ int lake_removexattr(struct lake *l, uint64_t ino, const char *name)
 static void table_status(struct lake *l, uint64_t table, const char *rec,
 			 struct gbuf *b);
 
-ssize_t lake_getxattr(struct lake *l, uint64_t ino, const char *name,
-		      void *buf, size_t size)
+ssize_t lake_getxattr(struct lake *l, struct lake_who *w, uint64_t ino,
+		      const char *name, void *buf, size_t size)
 {
 	struct lk_sec s;
 	struct gbuf b = { 0 };
 	ssize_t n;
 
+	if ((n = lake_access_getxattr(l, w, ino, name, buf, size)) != 1)
+		return n;
+	/* the kernel's own questions (ACLs, capabilities) hold nothing here */
+	if (strncmp(name, "user.", 5) != 0)
+		return 1;
+	if ((n = lake_check(l, w, ino, LAKE_XREAD, "getxattr", NULL)) < 0)
+		return n;
 	if (strcmp(name, PROP_PREFIX "error") == 0)
 		return gold_error_xattr(l, ino, buf, size);
 	if (strcmp(name, PROP_PREFIX "status") != 0)
@@ -1584,14 +1629,10 @@ static int drop_tree(struct lake *l, uint64_t dir)
 
 		if (S_ISDIR(e->mode)) {
 			struct lk_sec s;
-			char key[64];
-			struct vfs_kv kv[2] = { { key, NULL, 0 } };
 
 			err = drop_tree(l, e->ino);
-			if (err == 0 && lk_sec_get(l, e->ino, &s) == 0) {
-				lk_key(key, sizeof(key), "sec", e->ino);
-				vfs_publish(l->v, NULL, 0, kv, 1);
-			}
+			if (err == 0 && lk_sec_get(l, e->ino, &s) == 0)
+				lk_sec_del(l, e->ino);
 			if (err == 0)
 				err = vfs_rmdir(l->v, dir, e->name);
 		} else {
@@ -1694,8 +1735,7 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 {
 	struct lk_sec s;
 	struct meta_inode md;
-	char name[LAKE_NAME_MAX + 1], key[64];
-	struct vfs_kv kv = { key, NULL, 0 };
+	char name[LAKE_NAME_MAX + 1];
 	int err;
 
 	if ((err = lk_sec_get(l, j->table, &s)) < 0 ||
@@ -1728,8 +1768,7 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 				    (err = drop_tree(l, silver)) == 0 &&
 				    (err = vfs_rmdir(l->v, ss.parent, sname)) == 0) {
 					vfs_notify_entry(l->v, ss.parent, sname);
-					lk_key(key, sizeof(key), "sec", silver);
-					vfs_publish(l->v, NULL, 0, &kv, 1);
+					lk_sec_del(l, silver);
 				}
 			}
 			free(val);
@@ -1793,8 +1832,7 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 	lk_map_del(l->scan_at, j->table);	/* nothing left to wait for */
 	pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->lock);
-	lk_key(key, sizeof(key), "sec", j->table);
-	vfs_publish(l->v, NULL, 0, &kv, 1);
+	lk_sec_del(l, j->table);
 	lake_forget(l, j->table);
 	return JS_DONE;
 fail:
@@ -2030,17 +2068,18 @@ int lake_open(struct lake **out, struct vfs *v, const struct lake_options *o,
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
 	pthread_cond_init(&l->idle, NULL);
-	l->files = map_new();
-	l->dirs = map_new();
-	l->scan_at = map_new();
-	l->busy = map_new();
-	l->gold_at = map_new();
-	l->gold_first = map_new();
-	l->gold_next = map_new();
-	l->sqlfiles = map_new();
-	l->sqlerr = map_new();
+	l->files = lk_map_new();
+	l->dirs = lk_map_new();
+	l->scan_at = lk_map_new();
+	l->busy = lk_map_new();
+	l->gold_at = lk_map_new();
+	l->gold_first = lk_map_new();
+	l->gold_next = lk_map_new();
+	l->sqlfiles = lk_map_new();
+	l->sqlerr = lk_map_new();
 	if (!l->files || !l->dirs || !l->scan_at || !l->busy || !l->gold_at ||
-	    !l->gold_first || !l->gold_next || !l->sqlfiles || !l->sqlerr) {
+	    !l->gold_first || !l->gold_next || !l->sqlfiles || !l->sqlerr ||
+	    lk_acc_open(l) < 0) {
 		lake_close(l);
 		return -ENOMEM;
 	}
@@ -2083,6 +2122,7 @@ void lake_close(struct lake *l)
 	map_free(l->gold_next, 0);
 	map_free(l->sqlfiles, 0);
 	map_free(l->sqlerr, 1);
+	lk_acc_close(l);
 	gold_pending_free(l);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
@@ -2106,16 +2146,64 @@ void lake_stats(struct lake *l, struct lake_stats *st)
 	pthread_mutex_unlock(&l->lock);
 }
 
-void lake_jobs_render(struct lake *l, struct gbuf *out)
+void lake_jobs_render(struct lake *l, struct lake_who *w, struct gbuf *out)
 {
+	struct gbuf all = { 0 };
+	uint64_t *tables = NULL;
+	size_t n = 0, cap = 0;
+	int admin = lake_is_admin(l, w);
+
+	/* render under the lock; filter after it (access takes its own) */
 	pthread_mutex_lock(&l->lock);
-	for (struct lk_job *j = l->recent; j; j = j->next) {
-		lk_job_json(j, out);
-		gbuf_add(out, "\n", 1);
-	}
-	for (struct lk_job *j = l->queue; j; j = j->next) {
-		lk_job_json(j, out);
-		gbuf_add(out, "\n", 1);
-	}
+	for (int pass = 0; pass < 2; pass++)
+		for (struct lk_job *j = pass ? l->queue : l->recent; j; j = j->next) {
+			if (!admin && n == cap) {
+				uint64_t *nt;
+
+				cap = cap ? cap * 2 : 64;
+				if (!(nt = realloc(tables, cap * sizeof(*nt)))) {
+					all.failed = 1;
+					break;
+				}
+				tables = nt;
+			}
+			if (!admin)
+				tables[n++] = j->table;
+			lk_job_json(j, admin ? out : &all);
+			gbuf_add(admin ? out : &all, "\n", 1);
+		}
 	pthread_mutex_unlock(&l->lock);
+	if (!admin && !all.failed) {
+		const char *p = (const char *)all.p;
+
+		for (size_t i = 0; i < n && p; i++) {
+			const char *nl = strchr(p, '\n');
+
+			if (!nl)
+				break;
+			if (lake_job_visible(l, w, tables[i]))
+				gbuf_add(out, p, (size_t)(nl + 1 - p));
+			p = nl + 1;
+		}
+	}
+	if (all.failed)
+		out->failed = 1;
+	free(all.p);
+	free(tables);
+}
+
+int lake_rmdir(struct lake *l, uint64_t parent, const char *name)
+{
+	uint64_t ino = 0;
+	struct lk_sec s;
+	int err, sec;
+
+	sec = meta_lookup(l->m, parent, name, &ino, NULL, NULL) == 0 &&
+	      lk_sec_get(l, ino, &s) == 0;
+	err = vfs_rmdir(l->v, parent, name);
+	if (err == 0 && sec) {
+		lk_sec_del(l, ino);
+		lake_forget(l, ino);
+	}
+	return err;
 }

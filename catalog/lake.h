@@ -28,6 +28,9 @@ struct lake_options {
 	const char *tmp_dir;		/* spill files of upserts (NULL: $TMPDIR) */
 	uint64_t query_timeout_ms;	/* a gold refresh's query (0: 600000) */
 	uint64_t query_memory;		/* its sort/aggregate cache (0: 64 MiB) */
+	uint32_t admin_uid, admin_gid;	/* the mount's owner: holds everything */
+	const char *audit_path;		/* the audit log (NULL: none) */
+	uint64_t audit_max;		/* its size before it rotates (0: 4 MiB) */
 };
 
 int lake_open(struct lake **out, struct vfs *v, const struct lake_options *o,
@@ -50,6 +53,65 @@ int lake_may_link(struct lake *l, uint64_t ino, uint64_t newparent);
 /* open for writing, setattr, xattr changes */
 int lake_may_modify(struct lake *l, uint64_t ino);
 
+/* rmdir, forgetting a removed securable's records */
+int lake_rmdir(struct lake *l, uint64_t parent, const char *name);
+
+/*
+ * ---- access (catalog/access.c): grants, checked per request ----
+ * A caller is a uid, a gid and its supplementary groups, fetched only when
+ * a group grant is in question. lake_check answers 0 or -EACCES (after an
+ * audit line) for need on ino: the root, a securable, or anything inside
+ * one that fs/ has told the lake of (lake_made, lake_seen).
+ */
+#define LAKE_GROUPS_MAX 256
+#define LAKE_P_USE 1u
+#define LAKE_P_READ 2u
+#define LAKE_P_WRITE 4u
+#define LAKE_P_MANAGE 8u
+#define LAKE_P_ALL 15u
+
+struct lake_who {
+	uint32_t uid, gid;
+	int ngroups;			/* -1: not fetched yet */
+	uint32_t groups[LAKE_GROUPS_MAX];
+	int (*get_groups)(void *arg, uint32_t *out, int max);	/* count or -errno */
+	void *arg;
+};
+
+enum lake_need {
+	LAKE_STAT,	/* see its attributes: may look its name up */
+	LAKE_LOOKUP,	/* a directory: look names up in it */
+	LAKE_LIST,	/* a directory: read it */
+	LAKE_READ,	/* read a file's data, its link target, its xattrs */
+	LAKE_WRITE,	/* change a file (data, attributes, xattrs) */
+	LAKE_MAKE,	/* a directory: create a name in it */
+	LAKE_REMOVE,	/* a directory: remove a name from it */
+	LAKE_MANAGE,	/* a securable: properties, grants, drop */
+	LAKE_RUN,	/* a table: promote or refresh now */
+	LAKE_XREAD,	/* read xattrs: of a securable, whoever sees it */
+	LAKE_XWRITE,	/* change xattrs: of a securable, MANAGE */
+	LAKE_ADMIN,	/* the mount owner only */
+};
+
+int lake_is_admin(const struct lake *l, const struct lake_who *w);
+int lake_check(struct lake *l, struct lake_who *w, uint64_t ino,
+	       enum lake_need need, const char *op, const char *name);
+/* Show a securable's attributes to the caller; 1: they are the caller's
+ * own and must not be cached. */
+int lake_present(struct lake *l, struct lake_who *w, struct stat *st);
+/* Whether listings of dir differ by caller (root, catalogs, schemas), and
+ * whether the caller sees entry ino there. */
+int lake_filters(struct lake *l, uint64_t dir);
+int lake_visible(struct lake *l, struct lake_who *w, uint64_t dir, uint64_t ino);
+/* user.lakefs.grant, .revoke (set); .grants, .privileges[.uid.N] (get):
+ * 1 when name is none of these. */
+int lake_access_setxattr(struct lake *l, struct lake_who *w, uint64_t ino,
+			 const char *name, const void *val, size_t len);
+ssize_t lake_access_getxattr(struct lake *l, struct lake_who *w, uint64_t ino,
+			     const char *name, void *buf, size_t size);
+/* /.lakefs/audit: the log of grant changes and denied requests */
+int lake_audit_render(struct lake *l, struct gbuf *out);
+
 /* ---- events, after the change succeeded ---- */
 void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 	       const char *name, const struct stat *st);
@@ -71,11 +133,12 @@ void lake_forget(struct lake *l, uint64_t ino);
  * storing. lake_getxattr returns 1 when not the lake's, else the length
  * or -errno, as getxattr(2) (size 0: the length).
  */
-int lake_setxattr(struct lake *l, uint64_t ino, const char *name,
-		  const void *val, size_t len, int flags);
-int lake_removexattr(struct lake *l, uint64_t ino, const char *name);
-ssize_t lake_getxattr(struct lake *l, uint64_t ino, const char *name,
-		      void *buf, size_t size);
+int lake_setxattr(struct lake *l, struct lake_who *w, uint64_t ino,
+		  const char *name, const void *val, size_t len, int flags);
+int lake_removexattr(struct lake *l, struct lake_who *w, uint64_t ino,
+		     const char *name);
+ssize_t lake_getxattr(struct lake *l, struct lake_who *w, uint64_t ino,
+		      const char *name, void *buf, size_t size);
 
 /* ---- control ---- */
 struct lake_stats {
@@ -84,7 +147,8 @@ struct lake_stats {
 	uint64_t tables, versions;
 };
 void lake_stats(struct lake *l, struct lake_stats *st);
-/* /.lakefs/jobs: the recent runs, one JSON object per line, oldest first. */
-void lake_jobs_render(struct lake *l, struct gbuf *out);
+/* /.lakefs/jobs: the recent runs, one JSON object per line, oldest first;
+ * those of tables the caller may read. */
+void lake_jobs_render(struct lake *l, struct lake_who *w, struct gbuf *out);
 
 #endif

@@ -24,6 +24,9 @@ struct lk_sec {
 	enum lk_layer layer;
 	uint64_t src;		/* a silver table: its bronze table */
 	char name[LAKE_NAME_MAX + 1];
+	int has_owner;		/* records before access control have none */
+	uint32_t uid, gid;	/* the owner; uid (uint32_t)-1: the owner of
+				 * the securable above */
 };
 
 enum lk_job_kind { JK_INGEST, JK_DROP, JK_REFRESH };
@@ -49,6 +52,7 @@ struct lk_job {
 };
 
 struct lk_map;			/* uint64 -> uint64, lake.c */
+struct access;			/* access.c */
 struct gold_pending;
 
 struct lake {
@@ -81,6 +85,7 @@ struct lake {
 	pthread_t *workers;
 	unsigned nworkers;
 	int started;
+	struct access *acc;	/* grants and the audit log (access.c) */
 };
 
 /* lake.c */
@@ -97,8 +102,12 @@ extern const struct vfs_ctx lk_engine_ctx;
 int lk_job_submit(struct lake *l, struct lk_job *j);
 void lk_job_free(struct lk_job *j);
 int lk_engine_dir(struct lake *l, uint64_t parent, const char *name, uint64_t *ino);
+/* owner uid (uint32_t)-1: whoever owns parent */
 int lk_make_sec(struct lake *l, uint64_t ino, uint64_t parent, enum lk_kind k,
-		enum lk_layer y, uint64_t src, const char *name);
+		enum lk_layer y, uint64_t src, const char *name, uint32_t uid,
+		uint32_t gid);
+/* delete a securable's records (K sec, K acl) */
+int lk_sec_del(struct lake *l, uint64_t ino);
 int lk_name_ok(const char *name);
 int lk_name_in_parent(struct lake *l, uint64_t parent, uint64_t ino, char *name,
 		      size_t cap);
@@ -106,7 +115,9 @@ uint64_t lk_realtime_ns(void);
 void lk_iso_time(uint64_t ns, char *out, size_t cap);
 /* wake the scheduler (l->lock not held) */
 void lk_wake(struct lake *l);
-/* the uint64 maps (l->lock held) */
+/* the uint64 maps (not locked: their owner's lock held) */
+struct lk_map *lk_map_new(void);
+void lk_map_free(struct lk_map *m);
 int lk_map_get(const struct lk_map *m, uint64_t k, uint64_t *val);
 int lk_map_put(struct lk_map *m, uint64_t k, uint64_t val);
 uint64_t lk_map_del(struct lk_map *m, uint64_t k);
@@ -114,6 +125,15 @@ uint64_t lk_map_del(struct lk_map *m, uint64_t k);
  * value above now, if less than *next or *next is 0 */
 void lk_map_each_due(const struct lk_map *m, uint64_t now, uint64_t *keys,
 		     size_t *n, size_t max, uint64_t *next);
+
+/* access.c */
+int lk_acc_open(struct lake *l);
+void lk_acc_close(struct lake *l);
+int lake_job_visible(struct lake *l, struct lake_who *w, uint64_t table);
+/* a securable's records were written: refresh what is cached of it */
+void lk_acc_reload(struct lake *l, uint64_t ino);
+/* a securable is gone: its grants go too */
+void lk_acc_forget(struct lake *l, uint64_t ino);
 
 /* gold.c: gold tables defined by NAME.sql files in a gold schema */
 int gold_flush(struct lake *l, uint64_t ino);

@@ -66,6 +66,8 @@ void vfs_set_entry_notify(struct vfs *v,
 /* Tell the kernel that dir/name changed behind its back (lakefs's own
  * mkdir, unlink, rmdir): it drops a cached entry, also a negative one. */
 void vfs_notify_entry(struct vfs *v, uint64_t dir, const char *name);
+/* tell the kernel that ino's attributes changed (through the attr notify) */
+void vfs_notify_attr(struct vfs *v, uint64_t ino);
 /* One extra read-only entry listed in the root directory (.lakefs). */
 void vfs_set_root_extra(struct vfs *v, const char *name, uint64_t ino);
 

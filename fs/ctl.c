@@ -14,6 +14,12 @@
  *                 waits for in status (an action: listed with size 0)
  *   verify        opening it checks that every referenced block is in the
  *                 bucket; verify-deep also fetches and hashes each one
+ *   jobs          recent promotion and refresh runs (a non-admin sees
+ *                 those of tables it may read)
+ *   audit         grant changes and denied requests (catalog/access.c)
+ *
+ * Access: status, metrics and jobs are everyone's; sync, verify,
+ * verify-deep and audit the admin's (mode 0400, checked at open).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,29 +38,53 @@
 struct ctl_file {
 	const char *name;
 	uint64_t ino;
-	int action;	/* rendering has effects: size 0, rendered at open only */
+	int action;	/* rendering has effects or is large: size 0, rendered
+			 * at open only */
+	int admin;	/* the admin's only */
 };
 
 static const struct ctl_file ctl_files[] = {
-	{ "status", CTL_STATUS_INO, 0 },
-	{ "metrics", CTL_METRICS_INO, 0 },
-	{ "sync", CTL_SYNC_INO, 1 },
-	{ "verify", CTL_VERIFY_INO, 1 },
-	{ "verify-deep", CTL_VERIFY_DEEP_INO, 1 },
-	{ "jobs", CTL_JOBS_INO, 0 },
+	{ "status", CTL_STATUS_INO, 0, 0 },
+	{ "metrics", CTL_METRICS_INO, 0, 0 },
+	{ "sync", CTL_SYNC_INO, 1, 1 },
+	{ "verify", CTL_VERIFY_INO, 1, 1 },
+	{ "verify-deep", CTL_VERIFY_DEEP_INO, 1, 1 },
+	{ "jobs", CTL_JOBS_INO, 1, 0 },
+	{ "audit", CTL_AUDIT_INO, 1, 1 },
 };
 
 int ctl_owns(uint64_t ino)
 {
-	return ino >= CTL_DIR_INO && ino <= CTL_JOBS_INO;
+	return ino >= CTL_DIR_INO && ino <= CTL_AUDIT_INO;
+}
+
+static const struct ctl_file *ctl_file_of(uint64_t ino)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(ctl_files); i++)
+		if (ctl_files[i].ino == ino)
+			return &ctl_files[i];
+	return NULL;
 }
 
 static int ctl_is_action(uint64_t ino)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(ctl_files); i++)
-		if (ctl_files[i].ino == ino)
-			return ctl_files[i].action;
-	return 0;
+	const struct ctl_file *f = ctl_file_of(ino);
+
+	return f && f->action;
+}
+
+int ctl_admin_only(uint64_t ino)
+{
+	const struct ctl_file *f = ctl_file_of(ino);
+
+	return f && f->admin;
+}
+
+const char *ctl_name(uint64_t ino)
+{
+	const struct ctl_file *f = ctl_file_of(ino);
+
+	return f ? f->name : CTL_DIR_NAME;
 }
 
 static void ctl_stat(struct fsd *d, uint64_t ino, struct stat *st)
@@ -75,9 +105,9 @@ static void ctl_stat(struct fsd *d, uint64_t ino, struct stat *st)
 		char *buf;
 		size_t len = 0;
 
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | (ctl_admin_only(ino) ? 0400 : 0444);
 		st->st_nlink = 1;
-		if (!ctl_is_action(ino) && ctl_render(d, ino, &buf, &len) == 0)
+		if (!ctl_is_action(ino) && ctl_render(d, NULL, ino, &buf, &len) == 0)
 			free(buf);
 		st->st_size = (off_t)len;
 	}
@@ -509,7 +539,18 @@ static int render_verify(struct fsd *d, int deep, char **buf, size_t *len)
 	return 0;
 }
 
-int ctl_render(struct fsd *d, uint64_t ino, char **buf, size_t *len)
+static int gbuf_out(struct gbuf *b, char **buf, size_t *len)
+{
+	if (b->failed) {
+		free(b->p);
+		return -ENOMEM;
+	}
+	*buf = b->p ? (char *)b->p : strdup("");
+	*len = b->n;
+	return *buf ? 0 : -ENOMEM;
+}
+
+int ctl_render(struct fsd *d, struct lake_who *w, uint64_t ino, char **buf, size_t *len)
 {
 	if (ino == CTL_STATUS_INO)
 		return render_status(d, buf, len);
@@ -519,17 +560,17 @@ int ctl_render(struct fsd *d, uint64_t ino, char **buf, size_t *len)
 		return render_sync(d, buf, len);
 	if (ino == CTL_VERIFY_INO || ino == CTL_VERIFY_DEEP_INO)
 		return render_verify(d, ino == CTL_VERIFY_DEEP_INO, buf, len);
-	if (ino == CTL_JOBS_INO) {
+	if (ino == CTL_JOBS_INO && w) {
 		struct gbuf b = { 0 };
 
-		lake_jobs_render(d->lake, &b);
-		if (b.failed) {
-			free(b.p);
-			return -ENOMEM;
-		}
-		*buf = b.p ? (char *)b.p : strdup("");
-		*len = b.n;
-		return *buf ? 0 : -ENOMEM;
+		lake_jobs_render(d->lake, w, &b);
+		return gbuf_out(&b, buf, len);
+	}
+	if (ino == CTL_AUDIT_INO) {
+		struct gbuf b = { 0 };
+
+		lake_audit_render(d->lake, &b);
+		return gbuf_out(&b, buf, len);
 	}
 
 	return ino == CTL_DIR_INO ? -EISDIR : -ENOENT;

@@ -42,6 +42,7 @@ struct fsd {
 #define CTL_VERIFY_INO 6ull
 #define CTL_VERIFY_DEEP_INO 7ull
 #define CTL_JOBS_INO 8ull
+#define CTL_AUDIT_INO 9ull
 #define CTL_DIR_NAME ".lakefs"
 
 int ctl_owns(uint64_t ino);
@@ -51,7 +52,12 @@ int ctl_getattr(struct fsd *d, uint64_t ino, struct stat *st);
 typedef int (*ctl_dirent_fn)(void *arg, const char *name, uint64_t ino,
 			     mode_t mode, uint64_t next_off);
 int ctl_readdir(struct fsd *d, uint64_t ino, uint64_t off, ctl_dirent_fn fn, void *arg);
-/* Render a control file's content; *buf is malloc'ed. */
-int ctl_render(struct fsd *d, uint64_t ino, char **buf, size_t *len);
+struct lake_who;
+/* Render a control file's content for caller w; *buf is malloc'ed. */
+int ctl_render(struct fsd *d, struct lake_who *w, uint64_t ino, char **buf,
+	       size_t *len);
+/* whether only the admin may open ino; its name */
+int ctl_admin_only(uint64_t ino);
+const char *ctl_name(uint64_t ino);
 
 #endif

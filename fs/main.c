@@ -18,6 +18,7 @@
  * dropped.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <getopt.h>
@@ -53,7 +54,7 @@ struct mount_opts {
 	double entry_timeout, attr_timeout;
 	int foreground, debug;
 	int default_permissions;
-	int private_mount;	/* -o private: no allow_other for root */
+	int private_mount;	/* -o private: no allow_other */
 	/* the bucket */
 	char *store, *endpoint, *region, *creds;
 	int path_style;		/* -1: as recorded (default path) */
@@ -107,9 +108,11 @@ static void usage(FILE *f)
 "                      (default 16), N kept waiting (default 8)\n"
 "  entry_timeout=S, attr_timeout=S   kernel cache timeouts (default 10)\n"
 "  no_default_permissions          do not let the kernel check mode bits\n"
-"  private             when mounted by root, serve only root (by default a\n"
-"                      root mount adds allow_other: every user may use it,\n"
-"                      subject to the mode bits)\n"
+"  private             serve only the mount's owner (by default the mount\n"
+"                      adds allow_other: every user may use it as the\n"
+"                      grants allow, see lakefs(7) ACCESS; a mount by a user\n"
+"                      other than root needs user_allow_other in\n"
+"                      /etc/fuse.conf for that)\n"
 "bucket options (-o):\n"
 "  store=URL, endpoint=URL         as --store, --endpoint\n"
 "  region=NAME         signing region (default us-east-1)\n"
@@ -613,6 +616,34 @@ fail:
 }
 
 /* Fork; the parent waits for the child to say the mount is live. */
+/* /etc/fuse.conf lets users other than root mount with allow_other */
+static int fuse_conf_allows_other(void)
+{
+	FILE *f = fopen("/etc/fuse.conf", "r");
+	char line[256];
+	int yes = 0;
+
+	if (!f)
+		return 0;
+	while (!yes && fgets(line, sizeof(line), f)) {
+		char *p = line;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		yes = strncmp(p, "user_allow_other", 16) == 0 &&
+		      (p[16] == '\0' || p[16] == '\n' || p[16] == ' ' || p[16] == '\t');
+	}
+	fclose(f);
+	return yes;
+}
+
+static const char *user_name(uid_t uid)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	return pw ? pw->pw_name : "its owner";
+}
+
 static int daemonize_start(int *notify_fd)
 {
 	int p[2];
@@ -725,9 +756,18 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto done;
 	}
+	if (geteuid() != 0 && strstr(o.fuse_opts, "allow_other") &&
+	    !fuse_conf_allows_other()) {
+		fprintf(stderr, "lakefs-mount: -o allow_other needs the line "
+			"'user_allow_other' in /etc/fuse.conf (a mount by root does not)\n");
+		ret = 1;
+		goto done;
+	}
 	if (!o.default_permissions && (geteuid() == 0 || strstr(o.fuse_opts, "allow_other")))
 		fprintf(stderr, "lakefs-mount: warning: no_default_permissions: the "
-			"kernel will not check mode bits, and lakefs does not either\n");
+			"kernel will not check mode bits, and lakefs checks only the "
+			"grants: inside a volume every user with access may change "
+			"anything\n");
 	if (o.debug)
 		log_set_level(LOG_LV_DEBUG);
 	if (!o.foreground && daemonize_start(&notify_fd) < 0) {
@@ -800,13 +840,16 @@ int main(int argc, char **argv)
 	vfs_set_root_extra(d.vfs, CTL_DIR_NAME, CTL_DIR_INO);
 	{
 		struct lake_options lo = { (unsigned)o.lake_workers, (uint32_t)o.quiet_ms,
-					   NULL, o.query_timeout_ms, o.query_memory };
-		char tmp[4200];
+					   NULL, o.query_timeout_ms, o.query_memory,
+					   (uint32_t)getuid(), (uint32_t)getgid(), NULL, 0 };
+		char tmp[4200], audit[4200];
 
 		/* upserts spill to the state's filesystem, not to a small /tmp */
 		snprintf(tmp, sizeof(tmp), "%s/tmp", state);
 		if (mkdir_p(tmp, 0700) == 0)
 			lo.tmp_dir = tmp;
+		snprintf(audit, sizeof(audit), "%s/audit.log", state);
+		lo.audit_path = audit;
 
 		err = lake_open(&d.lake, d.vfs, &lo, &errmsg);
 		if (err < 0) {
@@ -820,11 +863,18 @@ int main(int argc, char **argv)
 	d.entry_timeout = o.entry_timeout;
 	d.attr_timeout = o.attr_timeout;
 
-	/* root mounts serve every user (permissions are checked by the
-	 * kernel against the mode bits); others need -o allow_other */
-	if (geteuid() == 0 && !strstr(o.fuse_opts, "allow_other") &&
-	    !strstr(o.fuse_opts, "allow_root") && !o.private_mount)
-		add_fuse_opt(&o, "allow_other");
+	/* a mount serves every user, as the grants allow (catalog/access.c);
+	 * -o private keeps it to its owner */
+	if (!strstr(o.fuse_opts, "allow_other") && !strstr(o.fuse_opts, "allow_root") &&
+	    !o.private_mount) {
+		if (geteuid() == 0 || fuse_conf_allows_other())
+			add_fuse_opt(&o, "allow_other");
+		else
+			fprintf(stderr, "lakefs-mount: /etc/fuse.conf has no "
+				"'user_allow_other' line, so only %s can use this mount "
+				"and grants to others have no effect; add that line "
+				"for a shared mount\n", user_name(getuid()));
+	}
 	snprintf(opts, sizeof(opts), "fsname=lakefs:%s,subtype=lakefs%s%s%s",
 		 fsname_escape(state, fsname, sizeof(fsname)), o.default_permissions ? ",default_permissions" : "",
 		 o.fuse_opts[0] ? "," : "", o.fuse_opts);

@@ -12,6 +12,12 @@
  * Directory listings are cached (cache_readdir) for the same reason. File
  * pages are kept across opens (keep_cache); control files use direct I/O.
  *
+ * Access: every request that names an inode or a directory is checked
+ * against the caller's grants (lake_check, catalog/access.c) before it
+ * acts; a securable's attributes are shown per caller (lake_present) and
+ * then not cached, and listings of the root, catalogs and schemas are
+ * filtered per caller (lake_visible) and not cached either.
+ *
  * There is no flush handler: the kernel then stops sending FLUSH, and
  * close(2) costs no round trip. The commit point of a close is RELEASE,
  * which the kernel sends after the last close of an open file; errors are
@@ -22,6 +28,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,10 +68,102 @@ static struct fsd *fsd_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void reply_entry(fuse_req_t req, int err, const struct stat *st)
+/*
+ * A caller's supplementary groups come from /proc (fuse_req_getgroups,
+ * about 10 us). They are kept per process for GROUPS_TTL_NS, keyed by pid,
+ * uid and gid: a process that drops groups without changing its ids keeps
+ * the old ones for at most that long (as NFS servers' group caches do).
+ */
+#define GROUPS_SLOTS 64
+#define GROUPS_TTL_NS 1000000000ull
+
+struct groups_slot {
+	pid_t pid;
+	uint32_t uid, gid;
+	uint64_t at;
+	int n;
+	uint32_t g[LAKE_GROUPS_MAX];
+};
+
+static struct groups_slot groups_cache[GROUPS_SLOTS];
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int req_groups(void *arg, uint32_t *out, int max)
+{
+	fuse_req_t req = arg;
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct groups_slot *s = &groups_cache[(unsigned)c->pid % GROUPS_SLOTS];
+	uint64_t now = mono_ns();
+	gid_t g[LAKE_GROUPS_MAX];
+	int n;
+
+	if (max > LAKE_GROUPS_MAX)
+		max = LAKE_GROUPS_MAX;
+	pthread_mutex_lock(&groups_lock);
+	if (s->pid == c->pid && s->uid == c->uid && s->gid == c->gid &&
+	    now - s->at < GROUPS_TTL_NS) {
+		n = s->n < max ? s->n : max;
+		memcpy(out, s->g, (size_t)n * sizeof(*out));
+		pthread_mutex_unlock(&groups_lock);
+		return n;
+	}
+	pthread_mutex_unlock(&groups_lock);
+	n = fuse_req_getgroups(req, max, g);
+	if (n < 0)
+		return n;
+	if (n > max)
+		n = max;
+	for (int i = 0; i < n; i++)
+		out[i] = g[i];
+	pthread_mutex_lock(&groups_lock);
+	s->pid = c->pid;
+	s->uid = c->uid;
+	s->gid = c->gid;
+	s->at = now;
+	s->n = n;
+	memcpy(s->g, out, (size_t)n * sizeof(*out));
+	pthread_mutex_unlock(&groups_lock);
+	return n;
+}
+
+static void req_who(fuse_req_t req, struct lake_who *w)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	w->uid = c->uid;
+	w->gid = c->gid;
+	w->ngroups = -1;
+	w->get_groups = req_groups;
+	w->arg = req;
+}
+
+/* 0, or -EACCES: the caller may not do need on ino (see lake.h) */
+static int check(fuse_req_t req, uint64_t ino, enum lake_need need,
+		 const char *op, const char *name)
+{
+	struct lake_who w;
+
+	req_who(req, &w);
+	return lake_check(fsd_of(req)->lake, &w, ino, need, op, name);
+}
+
+/* the caller's view of st; the attribute timeout it may be cached for */
+static double present(fuse_req_t req, struct stat *st)
+{
+	struct fsd *d = fsd_of(req);
+	struct lake_who w;
+
+	if (!S_ISDIR(st->st_mode) || ctl_owns(st->st_ino))
+		return d->attr_timeout;
+	req_who(req, &w);
+	return lake_present(d->lake, &w, st) ? 0.0 : d->attr_timeout;
+}
+
+static void reply_entry(fuse_req_t req, int err, const struct stat *cst)
 {
 	struct fsd *d = fsd_of(req);
 	struct fuse_entry_param e;
+	struct stat stv, *st = &stv;
 
 	if (err < 0) {
 		if (err == -ENOENT) {	/* cache the miss */
@@ -76,21 +175,28 @@ static void reply_entry(fuse_req_t req, int err, const struct stat *st)
 		fuse_reply_err(req, -err);
 		return;
 	}
+	stv = *cst;
 	memset(&e, 0, sizeof(e));
+	e.attr_timeout = present(req, st);
 	e.ino = st->st_ino;
 	e.generation = 1;
 	e.attr = *st;
-	e.attr_timeout = d->attr_timeout;
 	e.entry_timeout = d->entry_timeout;
 	fuse_reply_entry(req, &e);
 }
 
-static void reply_attr(fuse_req_t req, int err, const struct stat *st)
+static void reply_attr(fuse_req_t req, int err, const struct stat *cst)
 {
-	if (err < 0)
+	struct stat st;
+	double t;
+
+	if (err < 0) {
 		fuse_reply_err(req, -err);
-	else
-		fuse_reply_attr(req, st, fsd_of(req)->attr_timeout);
+		return;
+	}
+	st = *cst;
+	t = present(req, &st);
+	fuse_reply_attr(req, &st, t);
 }
 
 static struct vfs_ctx req_ctx(fuse_req_t req)
@@ -133,7 +239,8 @@ static void lfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if ((parent == 1 && strcmp(name, CTL_DIR_NAME) == 0) || ctl_owns(parent))
 		err = ctl_lookup(d, parent, name, &st);
-	else if ((err = vfs_lookup(d->vfs, parent, name, &st)) == 0)
+	else if ((err = check(req, parent, LAKE_LOOKUP, "lookup", name)) == 0 &&
+		 (err = vfs_lookup(d->vfs, parent, name, &st)) == 0)
 		lake_seen(d->lake, parent, name, &st);
 	reply_entry(req, err, &st);
 }
@@ -169,7 +276,7 @@ static void lfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	(void)fi;
 	if (ctl_owns(ino))
 		err = ctl_getattr(d, ino, &st);
-	else
+	else if ((err = check(req, ino, LAKE_STAT, "getattr", NULL)) == 0)
 		err = vfs_getattr(d->vfs, ino, &st);
 	reply_attr(req, err, &st);
 }
@@ -194,7 +301,9 @@ static void lfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW) set |= VFS_SET_ATIME_NOW;
 	if (to_set & FUSE_SET_ATTR_MTIME_NOW) set |= VFS_SET_MTIME_NOW;
 	if (to_set & FUSE_SET_ATTR_CTIME) set |= VFS_SET_CTIME;
-	err = lake_may_modify(fsd_of(req)->lake, ino);
+	err = check(req, ino, LAKE_XWRITE, "setattr", NULL);
+	if (err == 0)
+		err = lake_may_modify(fsd_of(req)->lake, ino);
 	if (err == 0)
 		err = vfs_setattr(fsd_of(req)->vfs, ino, attr, set, &st);
 	if (err == 0 && (set & (VFS_SET_SIZE | VFS_SET_MTIME | VFS_SET_MTIME_NOW)))
@@ -205,7 +314,10 @@ static void lfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 static void lfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char *target = NULL;
-	int err = vfs_readlink(fsd_of(req)->vfs, ino, &target);
+	int err = check(req, ino, LAKE_READ, "readlink", NULL);
+
+	if (err == 0)
+		err = vfs_readlink(fsd_of(req)->vfs, ino, &target);
 
 	if (err < 0)
 		fuse_reply_err(req, err == -ENOENT ? EINVAL : -err);
@@ -220,12 +332,17 @@ static int is_ctl_parent(fuse_ino_t parent, const char *name)
 }
 
 /* Ask the lake before a name is made, tell it after. */
-static int may_make(struct fsd *d, fuse_ino_t parent, const char *name, mode_t mode)
+static int may_make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		    const char *op)
 {
+	int err;
+
 	if (is_ctl_parent(parent, name))
 		return parent == 1 && strcmp(name, CTL_DIR_NAME) == 0 && S_ISDIR(mode) ?
 		       -EEXIST : -EPERM;
-	return lake_may_make(d->lake, parent, name, mode);
+	if ((err = check(req, parent, LAKE_MAKE, op, name)) < 0)
+		return err;
+	return lake_may_make(fsd_of(req)->lake, parent, name, mode);
 }
 
 static void made(struct fsd *d, const struct vfs_ctx *c, fuse_ino_t parent,
@@ -240,7 +357,7 @@ static void lfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fsd *d = fsd_of(req);
 	struct vfs_ctx c = req_ctx(req);
 	struct stat st;
-	int err = may_make(d, parent, name, mode);
+	int err = may_make(req, parent, name, mode, "mknod");
 
 	if (err == 0 && (err = vfs_mknod(d->vfs, &c, parent, name, mode, rdev, &st)) == 0)
 		made(d, &c, parent, name, &st);
@@ -253,7 +370,7 @@ static void lfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fsd *d = fsd_of(req);
 	struct vfs_ctx c = req_ctx(req);
 	struct stat st;
-	int err = may_make(d, parent, name, S_IFDIR | mode);
+	int err = may_make(req, parent, name, S_IFDIR | mode, "mkdir");
 
 	if (err == 0 && (err = vfs_mkdir(d->vfs, &c, parent, name, mode, &st)) == 0)
 		made(d, &c, parent, name, &st);
@@ -266,7 +383,7 @@ static void lfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	struct fsd *d = fsd_of(req);
 	struct vfs_ctx c = req_ctx(req);
 	struct stat st;
-	int err = may_make(d, parent, name, S_IFLNK);
+	int err = may_make(req, parent, name, S_IFLNK, "symlink");
 
 	if (err == 0 && (err = vfs_symlink(d->vfs, &c, parent, name, target, &st)) == 0)
 		made(d, &c, parent, name, &st);
@@ -279,8 +396,11 @@ static void lfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 	struct fsd *d = fsd_of(req);
 	struct vfs_ctx c = req_ctx(req);
 	struct stat st;
-	int err = ctl_owns(ino) || is_ctl_parent(parent, name) ? -EPERM :
-		  lake_may_link(d->lake, ino, parent);
+	int err = ctl_owns(ino) || is_ctl_parent(parent, name) ? -EPERM : 0;
+
+	if (err == 0 && (err = check(req, ino, LAKE_READ, "link", NULL)) == 0 &&
+	    (err = check(req, parent, LAKE_MAKE, "link", name)) == 0)
+		err = lake_may_link(d->lake, ino, parent);
 
 	if (err == 0 && (err = vfs_link(d->vfs, ino, parent, name, &st)) == 0)
 		made(d, &c, parent, name, &st);
@@ -296,8 +416,10 @@ static void lfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fsd *d = fsd_of(req);
 	int err = is_ctl_parent(parent, name) ? -EPERM :
-		  lake_may_remove(d->lake, parent, name, 0);
+		  check(req, parent, LAKE_REMOVE, "unlink", name);
 
+	if (err == 0)
+		err = lake_may_remove(d->lake, parent, name, 0);
 	if (err == 0 && (err = vfs_unlink(d->vfs, parent, name)) == 0)
 		lake_removed(d->lake, parent, name);
 
@@ -308,10 +430,12 @@ static void lfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fsd *d = fsd_of(req);
 	int err = is_ctl_parent(parent, name) ? -EPERM :
-		  lake_may_remove(d->lake, parent, name, 1);
+		  check(req, parent, LAKE_REMOVE, "rmdir", name);
 
 	if (err == 0)
-		err = vfs_rmdir(d->vfs, parent, name);
+		err = lake_may_remove(d->lake, parent, name, 1);
+	if (err == 0)
+		err = lake_rmdir(d->lake, parent, name);
 
 	fuse_reply_err(req, -err);
 }
@@ -332,6 +456,12 @@ static void lfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		vflags |= VFS_RENAME_EXCHANGE;
 	if (is_ctl_parent(parent, name) || is_ctl_parent(newparent, newname))
 		err = -EPERM;
+	else if ((err = check(req, parent, LAKE_REMOVE, "rename", name)) < 0 ||
+		 (err = check(req, newparent, LAKE_MAKE, "rename", newname)) < 0 ||
+		 ((vflags & VFS_RENAME_EXCHANGE) &&
+		  ((err = check(req, newparent, LAKE_REMOVE, "rename", newname)) < 0 ||
+		   (err = check(req, parent, LAKE_MAKE, "rename", name)) < 0)))
+		;
 	else if ((err = lake_may_rename(fsd_of(req)->lake, parent, name, newparent,
 					newname)) == 0 && (vflags & VFS_RENAME_EXCHANGE))
 		err = lake_may_rename(fsd_of(req)->lake, newparent, newname, parent, name);
@@ -357,12 +487,22 @@ static void lfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_reply_err(req, EACCES);
 			return;
 		}
+		if (ctl_admin_only(ino) && (err = check(req, ino, LAKE_ADMIN, "open",
+							 ctl_name(ino))) < 0) {
+			fuse_reply_err(req, -err);
+			return;
+		}
 		h = calloc(1, sizeof(*h));
 		if (!h) {
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		err = ctl_render(d, ino, &h->buf, &h->len);
+		{
+			struct lake_who w;
+
+			req_who(req, &w);
+			err = ctl_render(d, &w, ino, &h->buf, &h->len);
+		}
 		if (err < 0) {
 			free(h);
 			fuse_reply_err(req, -err);
@@ -374,8 +514,11 @@ static void lfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	err = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) ?
-	      lake_may_modify(d->lake, ino) : 0;
+	err = (fi->flags & O_ACCMODE) != O_WRONLY ?
+	      check(req, ino, LAKE_READ, "open", NULL) : 0;
+	if (err == 0 && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) &&
+	    (err = check(req, ino, LAKE_WRITE, "open", NULL)) == 0)
+		err = lake_may_modify(d->lake, ino);
 	if (err == 0)
 		err = vfs_open(d->vfs, ino, fi->flags, &f);
 	if (err < 0) {
@@ -400,7 +543,7 @@ static void lfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct stat st;
 	int err;
 
-	err = may_make(d, parent, name, S_IFREG | mode);
+	err = may_make(req, parent, name, S_IFREG | mode, "create");
 	if (err == 0)
 		err = vfs_create(d->vfs, &c, parent, name, mode, fi->flags, &st, &f);
 	if (err == 0)
@@ -584,11 +727,19 @@ static void lfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 
 static void lfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	int err;
+
 	fi->fh = 0;
 	if (!ctl_owns(ino)) {
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
+		if ((err = check(req, ino, LAKE_LIST, "opendir", NULL)) < 0) {
+			fuse_reply_err(req, -err);
+			return;
+		}
+		/* a listing the same for every caller may be cached */
+		if (!lake_filters(fsd_of(req)->lake, ino)) {
+			fi->cache_readdir = 1;
+			fi->keep_cache = 1;
+		}
 	}
 	fuse_reply_open(req, fi);
 }
@@ -597,6 +748,9 @@ struct dirbuf {
 	fuse_req_t req;
 	char *buf;
 	size_t size, used;
+	struct lake *filter;	/* non-NULL: show only what who may see */
+	uint64_t dir;
+	struct lake_who who;
 };
 
 static int dirbuf_add(void *arg, const char *name, uint64_t ino, mode_t mode,
@@ -606,6 +760,9 @@ static int dirbuf_add(void *arg, const char *name, uint64_t ino, mode_t mode,
 	struct stat st;
 	size_t need;
 
+	if (db->filter && ino != CTL_DIR_INO && strcmp(name, ".") != 0 &&
+	    strcmp(name, "..") != 0 && !lake_visible(db->filter, &db->who, db->dir, ino))
+		return 0;
 	memset(&st, 0, sizeof(st));
 	st.st_ino = ino;
 	st.st_mode = mode & S_IFMT;
@@ -622,10 +779,15 @@ static void lfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
 	struct fsd *d = fsd_of(req);
-	struct dirbuf db = { req, NULL, size, 0 };
+	struct dirbuf db = { req, NULL, size, 0, NULL, ino, { 0 } };
 	int err;
 
 	(void)fi;
+	if (!ctl_owns(ino) && lake_filters(d->lake, ino)) {
+		req_who(req, &db.who);
+		if (!lake_is_admin(d->lake, &db.who))
+			db.filter = d->lake;
+	}
 	db.buf = malloc(size ? size : 1);
 	if (!db.buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -677,8 +839,12 @@ static void lfs_statfs(fuse_req_t req, fuse_ino_t ino)
 static void lfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags)
 {
-	int err = ctl_owns(ino) ? -EPERM :
-		  lake_setxattr(fsd_of(req)->lake, ino, name, value, size, flags);
+	struct lake_who w;
+	int err;
+
+	req_who(req, &w);
+	err = ctl_owns(ino) ? -EPERM :
+	      lake_setxattr(fsd_of(req)->lake, &w, ino, name, value, size, flags);
 
 	if (err == 1)
 		err = vfs_setxattr(fsd_of(req)->vfs, ino, name, value, size, flags);
@@ -699,14 +865,16 @@ static void lfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 size_t size)
 {
 	char *buf = size ? malloc(size) : NULL;
+	struct lake_who w;
 	ssize_t n;
 
 	if (size && !buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	req_who(req, &w);
 	n = ctl_owns(ino) ? -ENODATA :
-	    lake_getxattr(fsd_of(req)->lake, ino, name, buf, size);
+	    lake_getxattr(fsd_of(req)->lake, &w, ino, name, buf, size);
 	if (n == 1)
 		n = vfs_getxattr(fsd_of(req)->vfs, ino, name, buf, size);
 	reply_xattr(req, n, buf, size);
@@ -722,14 +890,20 @@ static void lfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = ctl_owns(ino) ? 0 : vfs_listxattr(fsd_of(req)->vfs, ino, buf, size);
+	n = ctl_owns(ino) ? 0 : check(req, ino, LAKE_XREAD, "listxattr", NULL);
+	if (n == 0 && !ctl_owns(ino))
+		n = vfs_listxattr(fsd_of(req)->vfs, ino, buf, size);
 	reply_xattr(req, n, buf, size);
 	free(buf);
 }
 
 static void lfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	int err = ctl_owns(ino) ? -EPERM : lake_removexattr(fsd_of(req)->lake, ino, name);
+	struct lake_who w;
+	int err;
+
+	req_who(req, &w);
+	err = ctl_owns(ino) ? -EPERM : lake_removexattr(fsd_of(req)->lake, &w, ino, name);
 
 	if (err == 1)
 		err = vfs_removexattr(fsd_of(req)->vfs, ino, name);

@@ -7,13 +7,17 @@
  * The exception is restore, which has no mount to talk to: it reads the
  * bucket and writes a new state directory.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -68,6 +72,17 @@ static void usage(FILE *f)
 "  drop PATH                    remove a table (bronze files, silver table,\n"
 "                               history), a volume, a volume schema or a\n"
 "                               whole catalog\n"
+"  grant PRIVS ON PATH TO PRINCIPAL\n"
+"                               give privileges on a catalog, schema, table,\n"
+"                               volume or the mount root; PRIVS: USE, READ,\n"
+"                               WRITE, MANAGE or ALL, joined by commas;\n"
+"                               PRINCIPAL: user:NAME, uid:N, group:NAME,\n"
+"                               gid:N or everyone (needs MANAGE on PATH)\n"
+"  revoke PRIVS ON PATH FROM PRINCIPAL\n"
+"                               take them back (needs MANAGE on PATH)\n"
+"  grants PATH [--for USER]     the grants that apply to PATH, from the root\n"
+"                               down (needs MANAGE on PATH); --for: also\n"
+"                               what USER (a name or a uid) may do there\n"
 "  help                         print this help\n"
 "  version                      print the version\n");
 }
@@ -985,6 +1000,344 @@ static int cmd_drop(int argc, char **argv)
 	return 0;
 }
 
+/* ---- access: grant, revoke, grants ---- */
+
+/*
+ * The daemon does the work and the checks; the tool validates the text
+ * first so that a typo is named here rather than as a bare EINVAL, and
+ * reads user.lakefs.privileges before a grant so that a path outside a
+ * lakefs (where setting user.lakefs.grant would just store an attribute)
+ * is refused.
+ */
+
+static const char *const acc_privs[] = { "use", "read", "write", "manage", "all" };
+
+/* "use,read" or "ALL", case-insensitive; copied uppercase into out. */
+static int acc_parse_privs(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (!*s)
+		return -1;
+	while (*s) {
+		size_t len = strcspn(s, ","), i;
+
+		for (i = 0; i < sizeof(acc_privs) / sizeof(acc_privs[0]); i++)
+			if (strlen(acc_privs[i]) == len && strncasecmp(s, acc_privs[i], len) == 0)
+				break;
+		if (i == sizeof(acc_privs) / sizeof(acc_privs[0]) || n + len + 2 > cap)
+			return -1;
+		for (size_t k = 0; k < len; k++)
+			out[n++] = (char)toupper((unsigned char)s[k]);
+		s += len;
+		if (*s == ',') {
+			if (!s[1])
+				return -1;
+			out[n++] = ',';
+			s++;
+		}
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static int acc_number(const char *s, unsigned long *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return *end || errno || *out >= (unsigned long)(uint32_t)-1 ? -1 : 0;
+}
+
+/*
+ * PRINCIPAL as the daemon takes it: user:NAME, uid:N, group:NAME, gid:N or
+ * everyone (the keywords in any case). Returns 0, or 2 for text of the
+ * wrong form and 1 for a name the user or group database does not know,
+ * after saying so on stderr.
+ */
+static int acc_parse_principal(const char *cmd, const char *s, char *out, size_t cap)
+{
+	static const char *const kinds[] = { "user:", "uid:", "group:", "gid:" };
+	const char *hint;
+	unsigned long n;
+
+	if (strcasecmp(s, "everyone") == 0) {
+		snprintf(out, cap, "everyone");
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t kl = strlen(kinds[i]);
+		const char *v = s + kl;
+
+		if (strncasecmp(s, kinds[i], kl) != 0)
+			continue;
+		if (!*v || strlen(v) >= cap - kl || strpbrk(v, " \t\n")) {
+			fprintf(stderr, "lakefs %s: bad principal '%s'\n", cmd, s);
+			return 2;
+		}
+		if (i % 2 == 1 && acc_number(v, &n) < 0) {
+			fprintf(stderr, "lakefs %s: bad principal '%s': '%s' takes a "
+				"number\n", cmd, s, kinds[i]);
+			return 2;
+		}
+		if (i == 0 && !getpwnam(v)) {
+			fprintf(stderr, "lakefs %s: no such user '%s' (for a uid without a "
+				"name, say uid:N)\n", cmd, v);
+			return 1;
+		}
+		if (i == 2 && !getgrnam(v)) {
+			fprintf(stderr, "lakefs %s: no such group '%s' (for a gid without a "
+				"name, say gid:N)\n", cmd, v);
+			return 1;
+		}
+		snprintf(out, cap, "%s%s", kinds[i], v);
+		return 0;
+	}
+	hint = getpwnam(s) ? "user:" : getgrnam(s) ? "group:" : NULL;
+	fprintf(stderr, "lakefs %s: bad principal '%s': say user:NAME, uid:N, group:NAME, "
+		"gid:N or everyone", cmd, s);
+	if (hint)
+		fprintf(stderr, " (%s%s?)", hint, s);
+	fputc('\n', stderr);
+	return 2;
+}
+
+/* Say why an access request on path failed; what is "granting", etc. */
+static void acc_explain(const char *cmd, const char *what, const char *path, int err)
+{
+	switch (err) {
+	case EACCES:
+	case EPERM:
+		fprintf(stderr, "lakefs %s: permission denied: %s needs MANAGE on %s\n",
+			cmd, what, path);
+		break;
+	case EINVAL:
+		fprintf(stderr, "lakefs %s: %s is not a securable: grants go on the mount "
+			"root, a catalog, a schema, a table or a volume\n", cmd, path);
+		break;
+	case ENODATA:
+	case EOPNOTSUPP:
+		fprintf(stderr, "lakefs %s: %s is not in a lakefs with access control\n",
+			cmd, path);
+		break;
+	case ENOENT:
+		fprintf(stderr, "lakefs %s: %s: no such file or directory (or not "
+			"visible to you)\n", cmd, path);
+		break;
+	case ENOTCONN:
+		fprintf(stderr, "lakefs %s: %s: the lakefs daemon is gone (unmount with "
+			"fusermount3 -u and mount again)\n", cmd, path);
+		break;
+	default:
+		fprintf(stderr, "lakefs %s: %s: %s\n", cmd, path, strerror(err));
+		break;
+	}
+}
+
+static int mount_root(const char *path, char *out, size_t cap);
+
+/*
+ * A short xattr value into buf, without a trailing newline; -errno. The
+ * kernel lets only those who may read a directory read its xattrs, so the
+ * caller's privileges on a securable it may not list are asked of the
+ * mount root instead, as user.lakefs.privileges:/PATH.
+ */
+static int acc_get(const char *path, const char *name, char *buf, size_t cap)
+{
+	ssize_t n = getxattr(path, name, buf, cap - 1);
+
+	if (n < 0 && errno == EACCES && strcmp(name, PROP_PREFIX "privileges") == 0) {
+		char root[4096], real[4096], alt[4400];
+		size_t rl;
+
+		if (mount_root(path, root, sizeof(root)) < 0 || !realpath(path, real))
+			return -EACCES;
+		rl = strlen(root);
+		if (strncmp(real, root, rl) != 0)
+			return -EACCES;
+		snprintf(alt, sizeof(alt), "%s:%s", name, real[rl] ? real + rl : "/");
+		n = getxattr(root, alt, buf, cap - 1);
+	}
+	if (n < 0)
+		return -errno;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* grant and revoke: argv is PRIVS ON PATH TO|FROM PRINCIPAL */
+static int acc_change(const char *cmd, int argc, char **argv)
+{
+	int grant = strcmp(cmd, "grant") == 0, ret;
+	char privs[64], who[300], val[400], mine[64];
+	const char *path;
+
+	if (argc != 5 || strcasecmp(argv[1], "on") != 0 ||
+	    (strcasecmp(argv[3], "to") != 0 && (grant || strcasecmp(argv[3], "from") != 0))) {
+		fprintf(stderr, grant ? "usage: lakefs grant PRIVS ON PATH TO PRINCIPAL\n" :
+			"usage: lakefs revoke PRIVS ON PATH FROM PRINCIPAL\n");
+		return 2;
+	}
+	path = argv[2];
+	if (acc_parse_privs(argv[0], privs, sizeof(privs)) < 0) {
+		fprintf(stderr, "lakefs %s: bad privileges '%s': say USE, READ, WRITE, "
+			"MANAGE or ALL, several joined by commas\n", cmd, argv[0]);
+		return 2;
+	}
+	if ((ret = acc_parse_principal(cmd, argv[4], who, sizeof(who))) != 0)
+		return ret;
+	ret = acc_get(path, PROP_PREFIX "privileges", mine, sizeof(mine));
+	if (ret == -ENODATA || ret == -EOPNOTSUPP || ret == -ENOENT || ret == -ENOTCONN) {
+		acc_explain(cmd, "", path, -ret);
+		return 1;
+	}
+	snprintf(val, sizeof(val), "%s %s", privs, who);
+	if (setxattr(path, grant ? PROP_PREFIX "grant" : PROP_PREFIX "revoke", val,
+		     strlen(val), 0) < 0) {
+		acc_explain(cmd, grant ? "granting" : "revoking", path, errno);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_grant(int argc, char **argv)
+{
+	return acc_change("grant", argc, argv);
+}
+
+static int cmd_revoke(int argc, char **argv)
+{
+	return acc_change("revoke", argc, argv);
+}
+
+/* USER of --for: a name in the user database, else a number */
+static int acc_uid(const char *user, unsigned long *uid)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw) {
+		*uid = pw->pw_uid;
+		return 0;
+	}
+	return acc_number(user, uid);
+}
+
+#define ACC_COLS 4
+
+static int cmd_grants(int argc, char **argv)
+{
+	static const char *const head[ACC_COLS] = { "SECURABLE", "PRINCIPAL", "PRIVILEGES",
+						   "FROM" };
+	const char *path = NULL, *user = NULL;
+	char *doc = NULL, *line, *save = NULL, eff[64];
+	size_t width[ACC_COLS], cap = 65536 + 1;
+	unsigned long uid = 0;
+	int ret = 1, err;
+	ssize_t n;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--for") == 0 && i + 1 < argc && !user) {
+			user = argv[++i];
+		} else if (!path && argv[i][0] != '-') {
+			path = argv[i];
+		} else {
+			fprintf(stderr, "lakefs grants: unexpected argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "usage: lakefs grants PATH [--for USER]\n");
+		return 2;
+	}
+	if (user && acc_uid(user, &uid) < 0) {
+		fprintf(stderr, "lakefs grants: no such user '%s'\n", user);
+		return 1;
+	}
+	if (!(doc = malloc(cap))) {
+		fprintf(stderr, "lakefs grants: out of memory\n");
+		return 1;
+	}
+	n = getxattr(path, PROP_PREFIX "grants", doc, cap - 1);
+	if (n < 0) {
+		err = errno;
+		/* a file inside a table or volume has no grants, but does
+		 * answer for its privileges */
+		if ((err == ENODATA || err == EOPNOTSUPP) &&
+		    acc_get(path, PROP_PREFIX "privileges", eff, sizeof(eff)) == 0)
+			err = EINVAL;
+		if (err == ERANGE)
+			fprintf(stderr, "lakefs grants: %s: the grants do not fit in "
+				"64 KiB\n", path);
+		else
+			acc_explain("grants", "listing grants", path, err);
+		if ((err == EACCES || err == EPERM) &&
+		    acc_get(path, PROP_PREFIX "privileges", eff, sizeof(eff)) == 0)
+			fprintf(stderr, "lakefs grants: your own privileges on %s: %s\n",
+				path, eff);
+		goto out;
+	}
+	doc[n] = '\0';
+	for (int c = 0; c < ACC_COLS; c++)
+		width[c] = strlen(head[c]);
+	/* two passes: the widths of the columns, then the rows */
+	for (int pass = 0; pass < 2; pass++) {
+		const char *p = doc;
+		char row[4096];
+
+		if (pass == 1)
+			printf("%-*s  %-*s  %-*s  %s\n", (int)width[0], head[0], (int)width[1],
+			       head[1], (int)width[2], head[2], head[3]);
+		while (*p) {
+			size_t len = strcspn(p, "\n");
+			char *f[ACC_COLS];
+			int c = 0;
+
+			if (len >= sizeof(row)) {
+				fprintf(stderr, "lakefs grants: %s: a line of the daemon's "
+					"answer is too long\n", path);
+				goto out;
+			}
+			memcpy(row, p, len);
+			row[len] = '\0';
+			p += len + (p[len] == '\n');
+			if (!len)
+				continue;
+			for (line = strtok_r(row, "\t", &save); line && c < ACC_COLS;
+			     line = strtok_r(NULL, "\t", &save))
+				f[c++] = line;
+			if (c != ACC_COLS || line) {
+				fprintf(stderr, "lakefs grants: %s: cannot read the daemon's "
+					"answer: '%s'\n", path, row);
+				goto out;
+			}
+			for (c = 0; c < ACC_COLS && pass == 0; c++)
+				if (strlen(f[c]) > width[c])
+					width[c] = strlen(f[c]);
+			if (pass == 1)
+				printf("%-*s  %-*s  %-*s  %s\n", (int)width[0], f[0],
+				       (int)width[1], f[1], (int)width[2], f[2], f[3]);
+		}
+	}
+	if (user) {
+		char xname[64];
+
+		snprintf(xname, sizeof(xname), PROP_PREFIX "privileges.uid.%lu", uid);
+		if ((err = -acc_get(path, xname, eff, sizeof(eff))) != 0) {
+			acc_explain("grants", "asking for another user's privileges", path, err);
+			goto out;
+		}
+		printf("effective for %s: %s\n", user, eff);
+	}
+	ret = 0;
+out:
+	free(doc);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -1011,6 +1364,12 @@ int main(int argc, char **argv)
 		return cmd_drop(argc - 2, argv + 2);
 	if (strcmp(argv[1], "gold") == 0)
 		return cmd_gold(argc - 2, argv + 2);
+	if (strcmp(argv[1], "grant") == 0)
+		return cmd_grant(argc - 2, argv + 2);
+	if (strcmp(argv[1], "revoke") == 0)
+		return cmd_revoke(argc - 2, argv + 2);
+	if (strcmp(argv[1], "grants") == 0)
+		return cmd_grants(argc - 2, argv + 2);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
