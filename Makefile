@@ -116,17 +116,20 @@ bench: deps all
 	@bash tests/bench/bench-lake.sh
 	@bash tests/bench/bench-access.sh
 	@LFS_ACCESS_COLD=0 bash tests/bench/bench-access.sh
+	@LFS_ACCESS_OWNER=admin bash tests/bench/bench-access.sh
 
 # Promotion alone: a 10M-row CSV beside DuckDB (LFS_LAKE_ROWS to change it).
 bench-lake: deps all
 	@bash tests/bench/bench-lake.sh
 
 # Access checks alone: ls -lR and reading 2,000 small files as a granted
-# user beside the admin, cold and warm (LFS_ACCESS_FILES, LFS_ACCESS_ROUNDS
-# to change it).
+# user beside the admin, cold and warm, files written by a third user; then
+# cold with the admin's files (LFS_ACCESS_FILES, LFS_ACCESS_ROUNDS to change
+# it).
 bench-access: deps all
 	@bash tests/bench/bench-access.sh
 	@LFS_ACCESS_COLD=0 bash tests/bench/bench-access.sh
+	@LFS_ACCESS_OWNER=admin bash tests/bench/bench-access.sh
 
 # The bucket's figures alone (BENCH_INSTALL=1 installs s3fs and rclone to
 # compare with).

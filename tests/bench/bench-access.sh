@@ -29,7 +29,8 @@
 # Environment: LFS_BIN (programs), LFS_BENCH_DIR (parent of the work dir,
 # default /var/tmp), LFS_ACCESS_FILES (2000), LFS_ACCESS_ROUNDS (5),
 # LFS_ACCESS_COLD (1; 0: keep the kernel's caches between runs, warm
-# figures), LFS_BENCH_TIMEOUT (900).
+# figures), LFS_ACCESS_OWNER (writer: a third user writes the files; admin:
+# the admin does), LFS_BENCH_TIMEOUT (900).
 set -u -o pipefail
 export LC_ALL=C
 
@@ -38,6 +39,7 @@ BIN=${LFS_BIN:-$TOP/build/bin}
 NFILES=${LFS_ACCESS_FILES:-2000}
 ROUNDS=${LFS_ACCESS_ROUNDS:-5}
 COLD_RUNS=${LFS_ACCESS_COLD:-1}
+OWNER=${LFS_ACCESS_OWNER:-writer}
 WATCHDOG_S=${LFS_BENCH_TIMEOUT:-900}
 NDIRS=10
 FILE_SIZE=4096
@@ -57,7 +59,7 @@ W=$(mktemp -d "${LFS_BENCH_DIR:-/var/tmp}/lakefs-bench-access.XXXXXX")
 chmod 755 "$W"		# the user must reach the mount in it
 MNT=$W/mnt
 P=lkb$$
-GRP=${P}grp NOG=${P}nog USR=${P}usr ONE=${P}one
+GRP=${P}grp NOG=${P}nog USR=${P}usr ONE=${P}one WRT=${P}wrt
 made_groups="" made_users=""
 cleanup() {
 	if grep -q " $MNT fuse" /proc/mounts 2>/dev/null; then
@@ -82,8 +84,10 @@ useradd -M -N -d /nonexistent -s /usr/sbin/nologin -g "$NOG" -G "$GRP" "$USR" ||
 made_users=$USR
 useradd -M -N -d /nonexistent -s /usr/sbin/nologin -g "$NOG" "$ONE" || broke "useradd failed"
 made_users="$made_users $ONE"
+useradd -M -N -d /nonexistent -s /usr/sbin/nologin -g "$NOG" "$WRT" || broke "useradd failed"
+made_users="$made_users $WRT"
 U=$(id -u "$USR") G=$(getent group "$NOG" | cut -d: -f3) GG=$(getent group "$GRP" | cut -d: -f3)
-U1=$(id -u "$ONE")
+U1=$(id -u "$ONE") UW=$(id -u "$WRT")
 setpriv --reuid="$U" --regid="$G" --groups="$GG" test -x "$W" ||
 	broke "the user cannot reach $W (set LFS_BENCH_DIR to a directory others may traverse)"
 
@@ -95,6 +99,7 @@ as() {
 	case $who in
 	user) (cd / && setpriv --reuid="$U" --regid="$G" --groups="$GG" env HOME=/ "$@") ;;
 	one) (cd / && setpriv --reuid="$U1" --regid="$G" --clear-groups env HOME=/ "$@") ;;
+	writer) (cd / && setpriv --reuid="$UW" --regid="$G" --clear-groups env HOME=/ "$@") ;;
 	*) (cd / && setpriv --reuid=0 --regid=0 --keep-groups env HOME=/ "$@") ;;
 	esac
 }
@@ -107,8 +112,17 @@ PID=$(pgrep -f "lakefs-mount --state $W/state" | head -1)
 HZ=$(getconf CLK_TCK)
 cpu() { awk '{ print $14 + $15 }' "/proc/$PID/stat"; }	# ticks
 mkdir -p "$MNT/bench/files/v" || broke "cannot make the volume"
-say "writing $NFILES files of $FILE_SIZE bytes in $NDIRS directories"
-timeout 300 python3 - "$MNT/bench/files/v" "$NFILES" "$NDIRS" "$FILE_SIZE" <<'EOF' || broke "cannot write the files"
+# Who writes the files: by default a landing user with WRITE on the volume,
+# so that neither reader owns them. (The kernel fetches a file's POSIX ACL
+# at a non-owner's first open; with LFS_ACCESS_OWNER=admin that round trip
+# falls on the user alone and is in its figure, though no grant is checked.)
+WRITER=writer
+[ "$OWNER" = admin ] && WRITER=admin
+timeout 30 setfattr -n user.lakefs.grant -v "USE user:$WRT" "$MNT/bench" &&
+	timeout 30 setfattr -n user.lakefs.grant -v "WRITE user:$WRT" "$MNT/bench/files/v" ||
+	broke "the writer's grants were refused"
+say "writing $NFILES files of $FILE_SIZE bytes in $NDIRS directories as $WRITER"
+cat > "$W/write.py" <<'EOF'
 import os, random, sys
 root, n, ndirs, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rnd = random.Random(7)
@@ -118,6 +132,9 @@ for i in range(n):
     with open(os.path.join(root, "d%02d" % (i % ndirs), "f%05d" % i), "wb") as f:
         f.write(rnd.randbytes(size))
 EOF
+chmod 644 "$W/write.py"
+as "$WRITER" timeout 300 /usr/bin/python3 "$W/write.py" "$MNT/bench/files/v" "$NFILES" "$NDIRS" "$FILE_SIZE" ||
+	broke "cannot write the files"
 timeout 30 setfattr -n user.lakefs.grant -v "USE group:$GRP" "$MNT/bench" &&
 	timeout 30 setfattr -n user.lakefs.grant -v "READ group:$GRP" "$MNT/bench/files/v" &&
 	timeout 30 setfattr -n user.lakefs.grant -v "USE user:$ONE" "$MNT/bench" &&
@@ -184,6 +201,12 @@ printf '\nlakefs access checks: %d files of %d bytes in %d directories, best of 
 	"$NFILES" "$FILE_SIZE" "$NDIRS" "$ROUNDS" "$COLD"
 printf 'admin: root (the mount owner); user: uid %s, grants to its group %s (gid %s, a\n' "$U" "$GRP" "$GG"
 printf 'supplementary group); user grant: uid %s, the same grants to user:%s (information)\n' "$U1" "$ONE"
+if [ "$OWNER" = admin ]; then
+	printf 'the files are the admin'"'"'s: the user, who does not own them, has the kernel fetch\n'
+	printf 'each one'"'"'s POSIX ACL at its first open (a round trip per file, no grant check)\n'
+else
+	printf 'the files were written by uid %s (WRITE on the volume), so neither reader owns them\n' "$UW"
+fi
 printf '(in brackets: CPU seconds of the daemon in that run)\n'
 printf '%-38s %-8s %16s %8s  %s\n' "figure" "who" "seconds" "ratio" "goal"
 for f in ls read; do
