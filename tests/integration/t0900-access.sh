@@ -581,6 +581,30 @@ case $(upriv rev "$LOGS") in *"Permission denied"*) ok 0 "its privileges below o
 	*) ok 1 "its privileges below ops, which it may not pass: EACCES"; diag "got '$(upriv rev "$LOGS")'" ;; esac
 kill "$sleeper" "$holder" 2>/dev/null; wait "$sleeper" "$holder" 2>/dev/null
 
+# --- a mount by a user other than root ----------------------------------------------------------
+# Debian's /etc/fuse.conf has no user_allow_other line: lakefs-mount says so
+# (the mount would be its owner's alone), and refuses an explicit allow_other.
+# Whether the mount itself then succeeds depends on /dev/fuse here; only the
+# messages are checked.
+if ! grep -qs '^[[:space:]]*user_allow_other' /etc/fuse.conf; then
+	NR=$T/nonroot
+	mkdir -p "$NR/m" && chown -R 65534:65534 "$NR"
+	out=$(timeout 30 setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$NR" \
+		"$BIN/lakefs-mount" --state "$NR/s" "$NR/m" 2>&1)
+	grep -qs " fuse.*$NR/m" /proc/mounts && { fusermount3 -u "$NR/m" 2>/dev/null || umount -l "$NR/m"; }
+	case $out in *"/etc/fuse.conf has no 'user_allow_other' line"*) ok 0 "non-root mount: says user_allow_other is missing" ;;
+		*) ok 1 "non-root mount: says user_allow_other is missing"; diag "got: $out" ;; esac
+	out=$(timeout 30 setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$NR" \
+		"$BIN/lakefs-mount" -o allow_other --state "$NR/s" "$NR/m" 2>&1); rc=$?
+	grep -qs " fuse.*$NR/m" /proc/mounts && { fusermount3 -u "$NR/m" 2>/dev/null || umount -l "$NR/m"; }
+	case $rc:$out in 1:*"-o allow_other needs the line 'user_allow_other' in /etc/fuse.conf"*)
+		ok 0 "non-root mount with -o allow_other: refused, naming /etc/fuse.conf" ;;
+	*) ok 1 "non-root mount with -o allow_other: refused, naming /etc/fuse.conf"; diag "exit $rc: $out" ;; esac
+else
+	skip "/etc/fuse.conf has user_allow_other: the non-root messages cannot be seen"
+	skip "/etc/fuse.conf has user_allow_other"
+fi
+
 # --- the audit ---------------------------------------------------------------------------------------
 TS='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
 AUD=$(timeout 30 cat "$M/.lakefs/audit" 2>&1)
