@@ -18,7 +18,6 @@ lfs_mount "$MNT" "$S" || { echo "Bail out! cannot mount lakefs"; exit 1; }
 M=$(lfs_volume "$MNT") || { echo "Bail out! cannot make a volume"; exit 1; }
 
 have() { command -v "$1" >/dev/null 2>&1; }
-skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # SKIP $*"; }
 # shape DIR: one line per entry, paths relative to DIR, sorted. Directory
 # sizes differ by nature between file systems and are left out.
 shape() {

@@ -10,7 +10,6 @@
 [ -x "$BIN/lakefs-mount" ] || skip_all "lakefs-mount not built (run make)"
 need_cmd fusermount3 python3
 
-skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # skip $*"; }
 HAVE_DUCK=0
 [ -f "$TOP/tests/node_modules/@duckdb/node-api/package.json" ] && command -v node >/dev/null && HAVE_DUCK=1
 

@@ -40,8 +40,6 @@
 need_root
 need_cmd fusermount3 python3 setfattr getfattr setpriv groupadd useradd userdel groupdel getent
 
-skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # skip $*"; }
-
 # --- users and groups, removed by the trap ---------------------------------------------------
 P=lkt$$
 GN_ANA=${P}ana GN_ENG=${P}eng GN_NOG=${P}nog
