@@ -73,7 +73,6 @@
 
 #define CHAIN_MAX 8		/* root, catalog, schema, table: 4 in practice */
 #define AUDIT_MAX_DEFAULT (4u << 20)
-#define ROOT_GROUP_RECHECK_NS (60ull * 1000000000ull)
 
 enum { PT_USER, PT_GROUP, PT_EVERYONE };
 
@@ -99,11 +98,8 @@ struct access {
 	struct lk_map *index;	/* ino -> 1 + position in nodes */
 	struct acc_node **nodes;
 	size_t n, cap;
-	/* the audit log (and the root group's answer, root_group_alone) */
+	/* the audit log */
 	pthread_mutex_t alock;
-	uint64_t rg_at;
-	uint32_t rg_gid, rg_uid;
-	int rg_alone;
 	int afd;
 	char *apath;
 	uint64_t asize, amax;
@@ -459,7 +455,8 @@ static int place_of(struct lake *l, uint64_t ino, uint64_t *sec, int *self)
 		return 0;
 	}
 	pthread_mutex_lock(&l->lock);
-	have = lk_map_get(l->files, ino, &t) || lk_map_get(l->sqlfiles, ino, &t);
+	have = lk_map_get(l->files, ino, &t) || lk_map_get(l->gfiles, ino, &t) ||
+	       lk_map_get(l->sqlfiles, ino, &t);
 	pthread_mutex_unlock(&l->lock);
 	if (have) {
 		*sec = t;
@@ -509,16 +506,38 @@ static void sec_slash_path(struct lake *l, uint64_t sec, const char *name,
 		snprintf(out, cap, "/");
 }
 
+/* s with bytes outside printable ASCII, '"' and '\\' as \xNN, and spaces
+ * too unless quoted: a name cannot forge an audit line or a field */
+static void audit_escape(const char *s, int quoted, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (; *s && o + 5 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < ' ' || (c == ' ' && !quoted) || c >= 0x7f || c == '"' || c == '\\')
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+}
+
 static void audit(struct lake *l, const struct lake_who *w, const char *op,
 		  uint64_t sec, const char *name, int result, const char *what)
 {
 	struct access *a = l->acc;
-	char when[40], path[512], line[1024];
+	char when[40], raw[512], path[1400], ewhat[800], line[2400];
 	struct timespec ts;
 	struct tm tm;
 	int n;
 
-	sec_slash_path(l, sec, name, path, sizeof(path));
+	sec_slash_path(l, sec, name, raw, sizeof(raw));
+	audit_escape(raw, 0, path, sizeof(path));
+	if (what) {
+		audit_escape(what, 1, ewhat, sizeof(ewhat));
+		what = ewhat;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -711,64 +730,6 @@ static int chain_shared(const struct lake *l, struct acc_node **chain, int n)
 	return 0;
 }
 
-/*
- * Does anyone but uid belong to group gid? Its member list, and the local
- * users whose primary group it is (/etc/passwd: NSS enumeration is not
- * thread-safe). Asked about the mount root's group, at most once a minute.
- */
-static int group_has_others(uint32_t gid, uint32_t uid)
-{
-	char buf[16384];
-	struct group gr, *g = NULL;
-	struct passwd pw, *p;
-	FILE *f;
-	int others = 0;
-
-	if (getgrgid_r(gid, &gr, buf, sizeof(buf), &g) != 0)
-		return 1;	/* cannot tell: assume so */
-	for (char **m = g ? g->gr_mem : NULL; m && *m && !others; m++) {
-		struct passwd mpw, *mp = NULL;
-		char mbuf[4096];
-
-		others = getpwnam_r(*m, &mpw, mbuf, sizeof(mbuf), &mp) != 0 || !mp ||
-			 mp->pw_uid != uid;
-	}
-	if (others || !(f = fopen("/etc/passwd", "re")))
-		return others;
-	while (!others && fgetpwent_r(f, &pw, buf, sizeof(buf), &p) == 0)
-		others = p->pw_gid == gid && p->pw_uid != uid;
-	fclose(f);
-	return others;
-}
-
-/*
- * The mount root is shown without its group's bits when nobody but its
- * owner is in its group: for a caller outside the group that changes
- * nothing, and it spares the kernel a round trip for the root's POSIX ACL
- * on every path walk of every caller who is not the owner (the kernel
- * asks for it again whenever a walk passes an uncached securable).
- */
-static int root_group_alone(struct access *a, uint32_t gid, uint32_t uid)
-{
-	uint64_t now = mono_ns();
-	int alone;
-
-	pthread_mutex_lock(&a->alock);
-	if (!a->rg_at || a->rg_gid != gid || a->rg_uid != uid ||
-	    now - a->rg_at > ROOT_GROUP_RECHECK_NS) {
-		pthread_mutex_unlock(&a->alock);
-		alone = !group_has_others(gid, uid);
-		pthread_mutex_lock(&a->alock);
-		a->rg_alone = alone;
-		a->rg_gid = gid;
-		a->rg_uid = uid;
-		a->rg_at = now ? now : 1;
-	}
-	alone = a->rg_alone;
-	pthread_mutex_unlock(&a->alock);
-	return alone;
-}
-
 int lake_present(struct lake *l, struct lake_who *w, struct stat *st)
 {
 	struct acc_node *chain[CHAIN_MAX], *nd;
@@ -788,11 +749,14 @@ int lake_present(struct lake *l, struct lake_who *w, struct stat *st)
 	shared = chain_shared(l, chain, n);
 	if (!shared) {
 		/* the admin's alone: the real mode, for the admin only */
-		pthread_rwlock_unlock(&l->acc->lock);
-		if (nd->kind != LK_ROOT)
+		if (nd->kind != LK_ROOT) {
+			/* the owner is the admin here, whoever made the
+			 * directory (the engine makes schemas as uid 0) */
 			st->st_mode &= ~(mode_t)077;
-		else if (root_group_alone(l->acc, st->st_gid, st->st_uid))
-			st->st_mode &= ~(mode_t)S_IRWXG;
+			st->st_uid = nd->uid;
+			st->st_gid = nd->gid;
+		}
+		pthread_rwlock_unlock(&l->acc->lock);
 		return 0;
 	}
 	p = chain_privs(l, w, chain, n, &path_ok);
@@ -1135,6 +1099,31 @@ bad:
 }
 
 /* the groups of uid in the group database */
+static void who_of_uid(uint32_t uid, struct lake_who *w);
+
+void lk_acc_who_of(struct lake *l, uint32_t uid, struct lake_who *w)
+{
+	(void)l;
+	who_of_uid(uid, w);
+}
+
+int lk_acc_reads(struct lake *l, struct lake_who *w, uint64_t table)
+{
+	return lake_is_admin(l, w) || decide(l, w, table, 1, LAKE_READ, NULL);
+}
+
+uint32_t lk_acc_owner(struct lake *l, uint64_t sec)
+{
+	struct acc_node *nd;
+	uint32_t uid = (uint32_t)-1;	/* unreadable: nobody's privileges */
+
+	pthread_rwlock_rdlock(&l->acc->lock);
+	if (node_get(l, sec, &nd) == 0)
+		uid = nd->uid;
+	pthread_rwlock_unlock(&l->acc->lock);
+	return uid;
+}
+
 static void who_of_uid(uint32_t uid, struct lake_who *w)
 {
 	char buf[4096];
@@ -1360,12 +1349,11 @@ void lk_acc_forget(struct lake *l, uint64_t ino)
 
 void lk_acc_reload(struct lake *l, uint64_t ino)
 {
-	struct acc_node *nd, *fresh;
+	struct acc_node *nd, *fresh = NULL;
 
-	if (node_load(l, ino, &fresh) < 0)
-		return;
+	/* load under the lock: a grant change in between is not lost */
 	pthread_rwlock_wrlock(&l->acc->lock);
-	if ((nd = node_find(l->acc, ino)) != NULL) {
+	if ((nd = node_find(l->acc, ino)) != NULL && node_load(l, ino, &fresh) == 0) {
 		free(nd->g);
 		fresh->dead = 0;
 		*nd = *fresh;

@@ -177,6 +177,9 @@ struct tables {
 	size_t n, cap;
 	struct lake *l;
 	uint64_t own;
+	uint32_t reader;	/* whose privileges decide what is declared */
+	struct lake_who who;	/* the reader's groups, once (who.uid set) */
+	int have_who;
 };
 
 static void tables_free(struct tables *ts)
@@ -296,6 +299,14 @@ static int table_collect(void *arg, const char *key, const char *val, size_t len
 	    lk_sec_get(l, ino, &s) < 0 || lk_sec_get(l, s.parent, &sch) < 0 ||
 	    lk_sec_get(l, sch.parent, &cat) < 0)
 		return 0;
+	/* a query sees only what its owner may READ: to anyone else a table
+	 * it may not read does not exist (no name, no columns in errors) */
+	if (!ts->have_who) {
+		lk_acc_who_of(l, ts->reader, &ts->who);
+		ts->have_who = 1;
+	}
+	if (!lk_acc_reads(l, &ts->who, ino))
+		return 0;
 	snprintf(t.catalog, sizeof(t.catalog), "%s", cat.name);
 	snprintf(t.name, sizeof(t.name), "%s", s.name);
 	t.own = sch.parent == ts->own;
@@ -400,9 +411,9 @@ static void tref_close(void *arg, size_t i, struct ingest_reader *r)
 	free(r ? (struct open_reader *)((char *)r - offsetof(struct open_reader, r)) : NULL);
 }
 
-/* Declare every table lakefs has to a new query of catalog own. */
-static int tables_declare(struct lake *l, uint64_t own, struct tables *ts,
-			  struct sqlq **q, char **err)
+/* Declare every table that reader may READ to a new query of catalog own. */
+static int tables_declare(struct lake *l, uint64_t own, uint32_t reader,
+			  struct tables *ts, struct sqlq **q, char **err)
 {
 	struct sqlq_limits lim = {
 		l->opt.query_timeout_ms ? l->opt.query_timeout_ms : QUERY_TIMEOUT_MS,
@@ -412,6 +423,7 @@ static int tables_declare(struct lake *l, uint64_t own, struct tables *ts,
 	memset(ts, 0, sizeof(*ts));
 	ts->l = l;
 	ts->own = own;
+	ts->reader = reader;
 	if ((ret = meta_scan_kv(l->m, "sec/", table_collect, ts)) < 0)
 		return ret;
 	if ((ret = sqlq_new(q, &lim, err)) < 0)
@@ -594,8 +606,8 @@ static int queue_refresh(struct lake *l, uint64_t gdir)
  * `schema`. 0 with *deps and *cols ("\n"-separated, malloc'd), or
  * -EINVAL with *msg.
  */
-static int compile(struct lake *l, uint64_t schema, const char *name, const char *text,
-		   char **deps, char **cols, char **msg)
+static int compile(struct lake *l, uint64_t schema, uint32_t reader, const char *name,
+		   const char *text, char **deps, char **cols, char **msg)
 {
 	struct tables ts;
 	struct sqlq *q = NULL;
@@ -606,7 +618,7 @@ static int compile(struct lake *l, uint64_t schema, const char *name, const char
 	int err;
 
 	*deps = *cols = *msg = NULL;
-	err = tables_declare(l, catalog_of(l, schema), &ts, &q, msg);
+	err = tables_declare(l, catalog_of(l, schema), reader, &ts, &q, msg);
 	if (err == 0)
 		err = sqlq_prepare(q, text, msg);
 	if (err == 0) {
@@ -651,11 +663,16 @@ static int define(struct lake *l, uint64_t schema, const char *fname, uint64_t i
 	char name[LAKE_NAME_MAX + 1], *text = NULL, *deps = NULL, *cols = NULL, *msg = NULL;
 	size_t base, len = 0;
 	uint64_t gdir = 0;
+	struct meta_inode md;
 	int err;
 
 	*why = NULL;
 	if (!has_sql_suffix(fname, &base) || base > LAKE_NAME_MAX)
 		return 0;
+	/* the file's owner defines the table: it owns it, and the query
+	 * reads with its privileges */
+	if ((err = meta_get_inode(l->m, ino, &md)) < 0)
+		return err;
 	memcpy(name, fname, base);
 	name[base] = '\0';
 	if (check_only && name[0] == '.')
@@ -682,7 +699,7 @@ static int define(struct lake *l, uint64_t schema, const char *fname, uint64_t i
 	} else {
 		free(deps);
 		deps = NULL;
-		err = compile(l, schema, name, text, &deps, &cols, &msg);
+		err = compile(l, schema, md.uid, name, text, &deps, &cols, &msg);
 	}
 	if (check_only || err == -ENOMEM) {
 		*why = msg;
@@ -695,14 +712,6 @@ static int define(struct lake *l, uint64_t schema, const char *fname, uint64_t i
 	    (gdir = gold_dir_of(l, schema, name)) == 0) {
 		int e = lk_engine_dir(l, schema, name, &gdir);
 
-		struct meta_inode md;
-
-		/* the definer owns the table; if its file is unreadable, whoever
-		 * owns the schema does */
-		if (meta_get_inode(l->m, ino, &md) < 0) {
-			md.uid = (uint32_t)-1;
-			md.gid = 0;
-		}
 		if (e == 0)
 			e = lk_make_sec(l, gdir, schema, LK_TABLE, LY_GOLD, 0, name,
 					md.uid, md.gid);
@@ -1310,7 +1319,8 @@ enum lk_job_state gold_refresh_run(struct lake *l, struct lk_job *j)
 		free(st);
 	}
 	j->version = prev;
-	err = tables_declare(l, catalog_of(l, j->table), &ts, &q, &msg);
+	err = tables_declare(l, catalog_of(l, j->table), lk_acc_owner(l, j->table),
+			     &ts, &q, &msg);
 	if (err == 0)
 		err = sqlq_prepare(q, def, &msg);
 	if (err == 0)

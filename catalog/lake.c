@@ -359,12 +359,14 @@ int lk_class(struct lake *l, uint64_t dir, struct lk_class *out)
 			break;
 		}
 		pthread_mutex_unlock(&l->lock);
-		if (lk_sec_get(l, dir, &s) == 0) {
+		if ((err = lk_sec_get(l, dir, &s)) == 0) {
 			c = &chain[n];
 			*c = (struct lk_class){ s.kind, s.layer, dir,
 				(s.kind == LK_TABLE || s.kind == LK_VOLUME) ? dir : 0 };
 			break;
 		}
+		if (err != -ENOENT)
+			return err;	/* a damaged record is not a plain directory */
 		if (n >= SCAN_DEPTH_MAX)	/* deep trees: classify by the top */
 			n = SCAN_DEPTH_MAX - 1;
 		err = meta_get_inode(l->m, dir, &md);
@@ -462,6 +464,16 @@ int lake_may_make(struct lake *l, uint64_t parent, const char *name, mode_t mode
 	return 0;
 }
 
+/* a file in gold schema parent: every one is placed there (access), and
+ * NAME.sql ones define tables */
+static void gold_file(struct lake *l, uint64_t parent, const char *name, uint64_t ino)
+{
+	pthread_mutex_lock(&l->lock);
+	lk_map_put(l->gfiles, ino, parent);
+	pthread_mutex_unlock(&l->lock);
+	gold_named(l, parent, name, ino);
+}
+
 /* a directory whose entries are catalogs, schemas, tables or volumes */
 static int securable_level(const struct lk_class *c)
 {
@@ -552,16 +564,28 @@ int lake_may_rename(struct lake *l, uint64_t parent, const char *name,
 int lake_may_link(struct lake *l, uint64_t ino, uint64_t newparent)
 {
 	struct lk_class b;
-	uint64_t t = 0;
+	uint64_t t = 0, g = 0;
+	int in_table, in_gold;
 
 	if (lk_class(l, newparent, &b) < 0)
 		return 0;
-	if (readonly_layer(b.layer))
+	pthread_mutex_lock(&l->lock);
+	in_gold = lk_map_get(l->gfiles, ino, &g);
+	pthread_mutex_unlock(&l->lock);
+	in_table = file_table(l, ino, &t);
+	/* a link never takes a file to another table, volume or schema: its
+	 * grants (and a gold definition's MANAGE) go with where it is */
+	if (securable_level(&b) && !(b.kind == LK_SCHEMA && b.layer == LY_GOLD))
+		return lake_may_make(l, newparent, "link", S_IFREG);	/* no files here */
+	if ((in_gold && g != newparent) || (in_table && t != b.table) ||
+	    (in_table && securable_level(&b))) {
+		log_info("refused a hard link out of its table, volume or schema");
+		return -EXDEV;
+	}
+	if (readonly_layer(b.layer) && !(in_gold && g == newparent))
 		return -EROFS;
 	if (securable_level(&b))
 		return lake_may_make(l, newparent, "link", S_IFREG);
-	if (file_table(l, ino, &t) && t != b.table)
-		return -EXDEV;
 	return 0;
 }
 
@@ -600,8 +624,13 @@ int lk_make_sec(struct lake *l, uint64_t ino, uint64_t parent, enum lk_kind k,
 	int err;
 
 	snprintf(s.name, sizeof(s.name), "%s", name);
-	if ((err = sec_put(l, &s)) == 0)
+	if ((err = sec_put(l, &s)) == 0) {
+		/* a lookup may have classed it a plain directory meanwhile */
+		pthread_mutex_lock(&l->lock);
+		free((void *)(uintptr_t)lk_map_del(l->dirs, ino));
+		pthread_mutex_unlock(&l->lock);
 		lk_acc_reload(l, ino);
+	}
 	return err;
 }
 
@@ -702,7 +731,7 @@ void lake_made(struct lake *l, const struct vfs_ctx *c, uint64_t parent,
 		return;
 	}
 	if (pc.kind == LK_SCHEMA && pc.layer == LY_GOLD && S_ISREG(st->st_mode))
-		gold_named(l, parent, name, st->st_ino);
+		gold_file(l, parent, name, st->st_ino);
 	if (pc.table && !S_ISDIR(st->st_mode)) {
 		pthread_mutex_lock(&l->lock);
 		lk_map_put(l->files, st->st_ino, pc.table);
@@ -720,7 +749,7 @@ void lake_seen(struct lake *l, uint64_t parent, const char *name, const struct s
 	if (S_ISDIR(st->st_mode) || lk_class(l, parent, &pc) < 0)
 		return;
 	if (pc.kind == LK_SCHEMA && pc.layer == LY_GOLD && S_ISREG(st->st_mode))
-		gold_named(l, parent, name, st->st_ino);
+		gold_file(l, parent, name, st->st_ino);
 	if (!pc.table)
 		return;
 	pthread_mutex_lock(&l->lock);
@@ -778,6 +807,7 @@ void lake_forget(struct lake *l, uint64_t ino)
 	pthread_mutex_lock(&l->lock);
 	lk_map_del(l->files, ino);
 	lk_map_del(l->sqlfiles, ino);
+	lk_map_del(l->gfiles, ino);
 	free((void *)(uintptr_t)lk_map_del(l->sqlerr, ino));
 	free((void *)(uintptr_t)lk_map_del(l->dirs, ino));
 	pthread_mutex_unlock(&l->lock);
@@ -1731,6 +1761,45 @@ int lk_name_in_parent(struct lake *l, uint64_t parent, uint64_t ino, char *name,
 }
 
 /* Drop a securable and everything below it (lakefs drop). */
+/*
+ * A bronze table goes: its silver table (files, records, grants) and its
+ * records go with it. notify: drop the kernel's entry for the silver
+ * table now; else the scheduler does (a FUSE request in the bronze schema
+ * holds that directory's lock, and a rename between the two schemas may
+ * hold the silver one and wait for it).
+ */
+static int drop_silver_of(struct lake *l, uint64_t table, int notify)
+{
+	char tkey[64], *val;
+	size_t len;
+	uint64_t silver;
+	int err = 0;
+
+	lk_key(tkey, sizeof(tkey), "tbl", table);
+	if (meta_get_kv(l->m, tkey, &val, &len) == 0) {
+		if (sscanf(val, "silver=%" SCNx64, &silver) == 1) {
+			struct lk_sec ss;
+			char sname[LAKE_NAME_MAX + 1];
+
+			if (lk_sec_get(l, silver, &ss) == 0 &&
+			    lk_name_in_parent(l, ss.parent, silver, sname, sizeof(sname)) == 0 &&
+			    (err = drop_tree(l, silver)) == 0 &&
+			    (err = vfs_rmdir(l->v, ss.parent, sname)) == 0) {
+				if (notify)
+					vfs_notify_entry(l->v, ss.parent, sname);
+				else
+					lk_notify_later(l, ss.parent, sname);
+				lk_sec_del(l, silver);
+				lake_forget(l, silver);
+			}
+		}
+		free(val);
+		if (err < 0)
+			return err;
+	}
+	return drop_table_records(l, table);
+}
+
 static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 {
 	struct lk_sec s;
@@ -1752,32 +1821,9 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 	}
 	if (s.layer == LY_GOLD && s.kind == LK_TABLE && (err = gold_drop_records(l, j->table)) < 0)
 		goto fail;
-	if (s.kind == LK_TABLE && s.layer == LY_BRONZE) {
-		char tkey[64], *val;
-		size_t len;
-		uint64_t silver;
-
-		lk_key(tkey, sizeof(tkey), "tbl", j->table);
-		if (meta_get_kv(l->m, tkey, &val, &len) == 0) {
-			if (sscanf(val, "silver=%" SCNx64, &silver) == 1) {
-				struct lk_sec ss;
-				char sname[LAKE_NAME_MAX + 1];
-
-				if (lk_sec_get(l, silver, &ss) == 0 &&
-				    lk_name_in_parent(l, ss.parent, silver, sname, sizeof(sname)) == 0 &&
-				    (err = drop_tree(l, silver)) == 0 &&
-				    (err = vfs_rmdir(l->v, ss.parent, sname)) == 0) {
-					vfs_notify_entry(l->v, ss.parent, sname);
-					lk_sec_del(l, silver);
-				}
-			}
-			free(val);
-			if (err < 0)
-				goto fail;
-		}
-		if ((err = drop_table_records(l, j->table)) < 0)
-			goto fail;
-	}
+	if (s.kind == LK_TABLE && s.layer == LY_BRONZE &&
+	    (err = drop_silver_of(l, j->table, 1)) < 0)
+		goto fail;
 	/* below a catalog or a volume schema: tables first, so each silver
 	 * table goes with its bronze one */
 	if (s.kind == LK_CATALOG || s.kind == LK_SCHEMA) {
@@ -1878,6 +1924,46 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+struct lk_note {
+	struct lk_note *next;
+	uint64_t dir;
+	char name[LAKE_NAME_MAX + 1];
+};
+
+void lk_notify_later(struct lake *l, uint64_t dir, const char *name)
+{
+	struct lk_note *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return;		/* the entry times out instead */
+	n->dir = dir;
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	pthread_mutex_lock(&l->lock);
+	n->next = l->notes;
+	l->notes = n;
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* l->lock held; released around the notifications */
+static void notes_drain(struct lake *l)
+{
+	while (l->notes) {
+		struct lk_note *n = l->notes;
+
+		l->notes = NULL;
+		pthread_mutex_unlock(&l->lock);
+		while (n) {
+			struct lk_note *next = n->next;
+
+			vfs_notify_entry(l->v, n->dir, n->name);
+			free(n);
+			n = next;
+		}
+		pthread_mutex_lock(&l->lock);
+	}
+}
+
 static void *sched_main(void *arg)
 {
 	struct lake *l = arg;
@@ -1885,6 +1971,8 @@ static void *sched_main(void *arg)
 	pthread_mutex_lock(&l->lock);
 	while (!l->stopping) {
 		uint64_t now = mono_ns(), next = 0, due = 0;
+
+		notes_drain(l);
 
 		for (size_t i = 0; i < l->scan_at->nb && !due; i++)
 			for (struct lk_ent *e = l->scan_at->b[i]; e; e = e->next) {
@@ -2077,8 +2165,9 @@ int lake_open(struct lake **out, struct vfs *v, const struct lake_options *o,
 	l->gold_next = lk_map_new();
 	l->sqlfiles = lk_map_new();
 	l->sqlerr = lk_map_new();
+	l->gfiles = lk_map_new();
 	if (!l->files || !l->dirs || !l->scan_at || !l->busy || !l->gold_at ||
-	    !l->gold_first || !l->gold_next || !l->sqlfiles || !l->sqlerr ||
+	    !l->gold_first || !l->gold_next || !l->sqlfiles || !l->sqlerr || !l->gfiles ||
 	    lk_acc_open(l) < 0) {
 		lake_close(l);
 		return -ENOMEM;
@@ -2113,6 +2202,12 @@ void lake_close(struct lake *l)
 		l->recent = j->next;
 		lk_job_free(j);
 	}
+	while (l->notes) {
+		struct lk_note *n = l->notes;
+
+		l->notes = n->next;
+		free(n);
+	}
 	map_free(l->files, 0);
 	map_free(l->dirs, 1);
 	map_free(l->scan_at, 0);
@@ -2122,6 +2217,7 @@ void lake_close(struct lake *l)
 	map_free(l->gold_next, 0);
 	map_free(l->sqlfiles, 0);
 	map_free(l->sqlerr, 1);
+	map_free(l->gfiles, 0);
 	lk_acc_close(l);
 	gold_pending_free(l);
 	pthread_mutex_destroy(&l->lock);
@@ -2202,6 +2298,10 @@ int lake_rmdir(struct lake *l, uint64_t parent, const char *name)
 	      lk_sec_get(l, ino, &s) == 0;
 	err = vfs_rmdir(l->v, parent, name);
 	if (err == 0 && sec) {
+		/* an empty bronze table (lake_may_remove): its silver table,
+		 * which has no data, goes with it */
+		if (s.kind == LK_TABLE && s.layer == LY_BRONZE && drop_silver_of(l, ino, 0) < 0)
+			log_warn("rmdir %s: its silver table stays: cannot remove it", name);
 		lk_sec_del(l, ino);
 		lake_forget(l, ino);
 	}

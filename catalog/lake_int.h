@@ -52,6 +52,7 @@ struct lk_job {
 };
 
 struct lk_map;			/* uint64 -> uint64, lake.c */
+struct lk_note;			/* a kernel entry to drop later, lake.c */
 struct access;			/* access.c */
 struct gold_pending;
 
@@ -71,7 +72,8 @@ struct lake {
 				 * its inputs asked for (debounced) */
 	struct lk_map *gold_first;	/* ... and of the first such ask */
 	struct lk_map *gold_next;	/* gold table on a schedule -> realtime ns due */
-	struct lk_map *sqlfiles;	/* file ino in a gold schema -> that schema */
+	struct lk_map *sqlfiles;	/* NAME.sql file ino in a gold schema -> that schema */
+	struct lk_map *gfiles;	/* any file ino in a gold schema -> that schema */
 	struct lk_map *sqlerr;	/* such a file -> its last verdict (malloc'd text) */
 	struct gold_pending *gpending;	/* definitions renamed into place, to
 					 * compile off the FUSE thread (gold.c) */
@@ -86,6 +88,7 @@ struct lake {
 	unsigned nworkers;
 	int started;
 	struct access *acc;	/* grants and the audit log (access.c) */
+	struct lk_note *notes;	/* entries the scheduler drops (lk_notify_later) */
 };
 
 /* lake.c */
@@ -115,6 +118,10 @@ uint64_t lk_realtime_ns(void);
 void lk_iso_time(uint64_t ns, char *out, size_t cap);
 /* wake the scheduler (l->lock not held) */
 void lk_wake(struct lake *l);
+/* drop the kernel's entry dir/name from the scheduler thread: for callers
+ * inside a FUSE request that holds a directory lock the notification
+ * could wait for */
+void lk_notify_later(struct lake *l, uint64_t dir, const char *name);
 /* the uint64 maps (not locked: their owner's lock held) */
 struct lk_map *lk_map_new(void);
 void lk_map_free(struct lk_map *m);
@@ -130,6 +137,12 @@ void lk_map_each_due(const struct lk_map *m, uint64_t now, uint64_t *keys,
 int lk_acc_open(struct lake *l);
 void lk_acc_close(struct lake *l);
 int lake_job_visible(struct lake *l, struct lake_who *w, uint64_t table);
+/* uid with its groups from the group database (the engine acting for it) */
+void lk_acc_who_of(struct lake *l, uint32_t uid, struct lake_who *w);
+/* may w read table? (what a gold query of w's may use) */
+int lk_acc_reads(struct lake *l, struct lake_who *w, uint64_t table);
+/* a securable's owner ((uint32_t)-1, no one, when it cannot be read) */
+uint32_t lk_acc_owner(struct lake *l, uint64_t sec);
 /* a securable's records were written: refresh what is cached of it */
 void lk_acc_reload(struct lake *l, uint64_t ino);
 /* a securable is gone: its grants go too */

@@ -579,6 +579,53 @@ case $(upriv rev "$LOGS") in *"Permission denied"*) ok 0 "its privileges below o
 	*) ok 1 "its privileges below ops, which it may not pass: EACCES"; diag "got '$(upriv rev "$LOGS")'" ;; esac
 kill "$sleeper" "$holder" 2>/dev/null; wait "$sleeper" "$holder" 2>/dev/null
 
+# --- gold definitions read with their owner's privileges; links stay put ----------------------------
+# The engineer holds USE on the catalog lab2 and READ,MANAGE on its gold
+# schema, and nothing on the silver tables of sales.
+mkdir -p "$M/lab2" && grant "USE user:$UN_ENG" "$M/lab2" && grant "READ,MANAGE user:$UN_ENG" "$M/lab2/gold"
+ok $? "engineer: USE on lab2, READ,MANAGE on lab2/gold"
+eis "engineer: it may not read sales' silver orders" EACCES eve read "$C/silver/orders/orders.csv"
+# (python: a shell ignores the error of the close that ends a redirection)
+is "$(asu eve python3 -c 'import sys
+try:
+    f = open(sys.argv[1], "w"); f.write("SELECT * FROM sales.silver.orders\n"); f.close(); print("OK")
+except OSError as e: print(e.strerror)' "$M/lab2/gold/leak.sql" 2>&1)" "Invalid argument" \
+	"engineer: a definition reading sales.silver.orders fails at close: EINVAL"
+eis "engineer: and no table leak exists" ENOENT eve stat "$M/lab2/gold/leak/leak.csv"
+err=$(timeout 10 cat "$M/lab2/gold/leak/_error" 2>/dev/null)
+case $err in *"no such table"*) ok 0 "its _error: no such table (the table is not there for it)" ;;
+	*) ok 1 "its _error: no such table"; diag "got '$err'" ;; esac
+case $err in *amount*|*order_id*) ok 1 "the error names no column of the table"; diag "$err" ;;
+	*) ok 0 "the error names no column of the table" ;; esac
+out=$(asu eve sh -c "echo 'SELECT 1 AS one' > '$M/lab2/gold/one.sql'" 2>&1)
+ok $? "engineer: a definition reading nothing installs${out:+ ($out)}"
+wait_until 30 test -s "$M/lab2/gold/one/one.csv"
+is "$(asu eve cat "$M/lab2/gold/one/one.csv" 2>&1 | tr '\n' ' ')" "one 1 " "engineer: reads its gold table"
+is "$(stat -c %u "$M/lab2/gold/one" 2>&1)" "$U_ENG" "the gold table is its definer's"
+eis "engineer: hard link of its definition into a volume: EXDEV" EXDEV eve link "$M/lab2/gold/one.sql" "$C/files/eng/x.sql"
+asu eve sh -c "echo 'SELECT 2 AS two' > '$C/files/eng/two.sql'"
+eis "engineer: hard link of a volume file into the gold schema: EXDEV" EXDEV eve link "$C/files/eng/two.sql" "$M/lab2/gold/two.sql"
+asu eve sh -c "echo notes > '$M/lab2/gold/notes.txt'"; ok $? "engineer: a scratch file in the gold schema"
+is "$(asu eve cat "$M/lab2/gold/notes.txt" 2>&1)" "notes" "engineer: reads its scratch file back"
+eis "engineer: stat of it" OK eve stat "$M/lab2/gold/notes.txt"
+
+# an empty bronze table removed takes its silver table and that table's grants
+mkdir "$C/bronze/gone" && grant "READ user:$UN_ANA" "$C/silver/gone"; ok $? "a new bronze table, READ on its silver table"
+rmdir "$C/bronze/gone"; ok $? "rmdir of the empty bronze table"
+wait_until 10 sh -c "! test -e '$C/silver/gone'"
+eis "its silver table went with it" ENOENT root stat "$C/silver/gone"
+mkdir "$C/bronze/gone"; ok $? "made again"
+case $(gx user.lakefs.grants "$C/silver/gone") in *"user:$UN_ANA"*) ok 1 "the new silver table has none of the old grants" ;;
+	*) ok 0 "the new silver table has none of the old grants" ;; esac
+rmdir "$C/bronze/gone"
+
+# a name cannot forge an audit line: a denial inside a mode-777 directory
+# of a volume the analyst may only read reaches the daemon with the name
+mkdir -p "$PUB/open" && chmod 777 "$PUB/open"
+forged="x
+2026-01-01T00:00:00.000Z uid=0 gid=0 op=grant path=sales result=ok what=\"ALL everyone\""	# no '/': one name
+eis "analyst: create in a 777 directory of a read-only volume: EACCES" EACCES ann create "$PUB/open/$forged"
+
 # --- a mount by a user other than root ----------------------------------------------------------
 # Debian's /etc/fuse.conf has no user_allow_other line: lakefs-mount says so
 # (the mount would be its owner's alone), and refuses an explicit allow_other.
@@ -606,6 +653,10 @@ fi
 # --- the audit ---------------------------------------------------------------------------------------
 TS='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
 AUD=$(timeout 30 cat "$M/.lakefs/audit" 2>&1)
+printf '%s\n' "$AUD" | grep -q '^2026-01-01T00:00:00.000Z'
+ok $([ $? -ne 0 ] && echo 0 || echo 1) "audit: a file name with a newline forged no line"
+printf '%s\n' "$AUD" | grep -qF 'path=/sales/files/pub/x\x0a2026-01-01T00:00:00.000Z\x20uid=0'
+ok $? "audit: the name is there, escaped (\\x0a, \\x20)"
 aud_has() {  # aud_has DESCRIPTION EREGEX (anchored after TIME)
 	if printf '%s\n' "$AUD" | grep -qE "^$TS $2\$"; then ok 0 "$1"
 	else ok 1 "$1"; diag "no audit line matching: TIME $2"; diag "$(printf '%s\n' "$AUD" | tail -5)"; fi
