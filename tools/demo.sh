@@ -198,6 +198,16 @@ echo
 echo "\$ lakefs jobs $mnt"
 "$bin/lakefs" jobs "$mnt"
 echo
+# every user of the machine may read gold (grants are idempotent)
+"$bin/lakefs" grant USE ON "$mnt/sales" TO everyone >/dev/null &&
+	"$bin/lakefs" grant READ ON "$mnt/sales/gold" TO everyone >/dev/null ||
+	die "cannot grant the demo's gold tables to everyone"
+echo "\$ lakefs grant USE ON $mnt/sales TO everyone"
+echo "\$ lakefs grant READ ON $mnt/sales/gold TO everyone"
+echo "\$ lakefs grants $mnt/sales/gold"
+"$bin/lakefs" grants "$mnt/sales/gold"
+echo
 echo "The demo lakefs is mounted on $mnt (state in $state)."
 echo "Land more: cp FILE.csv $mnt/sales/bronze/orders/ ; read: $mnt/sales/silver/orders/"
+echo "Every user may read $mnt/sales/gold; bronze and silver are root's (lakefs(7) ACCESS)."
 echo "To unmount it: fusermount3 -u $mnt"
