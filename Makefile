@@ -38,7 +38,8 @@ LIB_SRC   := util/log.c util/util.c sync/workq.c sync/local.c sync/blockstore.c 
              sync/remote.c catalog/journal.c \
              catalog/meta.c catalog/inode.c catalog/ns.c catalog/types.c \
              catalog/csv.c catalog/json.c catalog/ingest.c catalog/lake.c \
-             catalog/promote.c catalog/gold.c catalog/sqlq.c catalog/access.c
+             catalog/promote.c catalog/gold.c catalog/sqlq.c catalog/gstore.c \
+             catalog/access.c
 FS_SRC    := fs/main.c fs/ops.c fs/ctl.c
 TOOL_SRC  := tools/lakefs.c
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)

@@ -1296,7 +1296,7 @@ enum lk_job_state gold_refresh_run(struct lake *l, struct lk_job *j)
 {
 	struct tables ts = { 0 };
 	struct sqlq *q = NULL;
-	struct sqlq_result res = { { 0 }, 0 };
+	struct sqlq_result res = { .rows = 0 };
 	struct out_file csv = { 0 }, jsonl = { 0 }, sch = { 0 }, hist = { 0 };
 	struct gbuf inputs = { 0 }, hl = { 0 }, sj = { 0 }, jj = { 0 };
 	char *def = NULL, *msg = NULL, *st = NULL, name[LAKE_NAME_MAX + 1];

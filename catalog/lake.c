@@ -54,6 +54,7 @@
 
 #define QUIET_DEFAULT_MS 1000
 #define QUIET_MAX_MS 3600000
+#define FORCED_RESCAN_MS 50	/* a `lakefs run` waiting for a file to close */
 #define RECENT_MAX 1000		/* finished jobs kept (memory and K job/) */
 #define SCAN_DEPTH_MAX 64
 #define PROP_PREFIX "user.lakefs."
@@ -1310,6 +1311,7 @@ struct scan {
 	struct lake *l;
 	uint64_t table;
 	uint64_t quiet_ns, now_real, wait_ns;	/* wait: the earliest re-scan */
+	int held;			/* a file was open (force: its close scans) */
 	int force;
 	char path[4096];
 	size_t plen;
@@ -1338,6 +1340,7 @@ static int scan_file(struct scan *s, const char *name, uint64_t ino)
 	pthread_mutex_unlock(&l->lock);
 	switch (vfs_busy(l->v, ino)) {
 	case 1:
+		s->held = 1;
 		return 0;		/* open: its close reschedules */
 	case 2:			/* closed, its last blocks still sealing */
 		if (!s->wait_ns || s->wait_ns > 50000000ull)
@@ -1479,6 +1482,13 @@ static void scan_table(struct lake *l, uint64_t table, int force)
 	s.quiet_ns = (uint64_t)quiet * 1000000ull;
 	s.now_real = lk_realtime_ns();
 	scan_dir(&s, table);
+	if (force && (s.wait_ns || s.held)) {
+		/* a run: files still open or sealing put it off, but only
+		 * until they are closed and sealed, never by the quiet period */
+		pthread_mutex_lock(&l->lock);
+		lk_map_put(l->scan_force, table, 1);
+		pthread_mutex_unlock(&l->lock);
+	}
 	if (s.wait_ns)
 		schedule_scan(l, table, s.wait_ns / 1000000 + 1);
 }
@@ -1511,13 +1521,18 @@ static void requiet(struct lake *l)
 static void schedule_scan(struct lake *l, uint64_t table, uint64_t delay_ms)
 {
 	uint64_t at, cur;
+	int forced;
 
 	if (delay_ms == 0)
 		delay_ms = (uint64_t)prop_quiet(l, table);
-	at = mono_ns() + delay_ms * 1000000ull;
 	pthread_mutex_lock(&l->lock);
-	/* a later event pushes the scan later: the file changed again */
-	if (!lk_map_get(l->scan_at, table, &cur) || cur < at)
+	forced = lk_map_get(l->scan_force, table, NULL);
+	if (forced && delay_ms > FORCED_RESCAN_MS)
+		delay_ms = FORCED_RESCAN_MS;	/* a run waits for a close */
+	at = mono_ns() + delay_ms * 1000000ull;
+	/* a later event pushes the scan later (the file changed again),
+	 * except a run's, which a quiet period must not put off */
+	if (!lk_map_get(l->scan_at, table, &cur) || cur < at || forced)
 		lk_map_put(l->scan_at, table, at);
 	pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->lock);
@@ -1566,7 +1581,8 @@ static void table_status(struct lake *l, uint64_t table, const char *rec,
 			running++;
 		else if (j->table == table)
 			pending++;
-	if (lk_map_get(l->scan_at, table, &at) || lk_map_get(l->gold_at, table, &at))
+	if (lk_map_get(l->scan_at, table, &at) || lk_map_get(l->gold_at, table, &at) ||
+	    lk_map_get(l->scan_force, table, NULL))	/* a run waits for a close */
 		pending++;
 	for (struct lk_job *j = l->recent; j; j = j->next)
 		if (j->table == table)
@@ -1876,6 +1892,7 @@ static enum lk_job_state drop_run(struct lake *l, struct lk_job *j)
 	vfs_notify_entry(l->v, s.parent, name);
 	pthread_mutex_lock(&l->lock);
 	lk_map_del(l->scan_at, j->table);	/* nothing left to wait for */
+	lk_map_del(l->scan_force, j->table);
 	pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->lock);
 	lk_sec_del(l, j->table);
@@ -1984,9 +2001,12 @@ static void *sched_main(void *arg)
 					next = e->val;
 			}
 		if (due) {
+			int force = lk_map_get(l->scan_force, due, NULL);
+
 			lk_map_del(l->scan_at, due);
+			lk_map_del(l->scan_force, due);
 			pthread_mutex_unlock(&l->lock);
-			scan_table(l, due, 0);
+			scan_table(l, due, force);
 			pthread_mutex_lock(&l->lock);
 			continue;
 		}
@@ -2159,6 +2179,7 @@ int lake_open(struct lake **out, struct vfs *v, const struct lake_options *o,
 	l->files = lk_map_new();
 	l->dirs = lk_map_new();
 	l->scan_at = lk_map_new();
+	l->scan_force = lk_map_new();
 	l->busy = lk_map_new();
 	l->gold_at = lk_map_new();
 	l->gold_first = lk_map_new();
@@ -2166,8 +2187,9 @@ int lake_open(struct lake **out, struct vfs *v, const struct lake_options *o,
 	l->sqlfiles = lk_map_new();
 	l->sqlerr = lk_map_new();
 	l->gfiles = lk_map_new();
-	if (!l->files || !l->dirs || !l->scan_at || !l->busy || !l->gold_at ||
-	    !l->gold_first || !l->gold_next || !l->sqlfiles || !l->sqlerr || !l->gfiles ||
+	if (!l->files || !l->dirs || !l->scan_at || !l->scan_force || !l->busy ||
+	    !l->gold_at || !l->gold_first || !l->gold_next || !l->sqlfiles ||
+	    !l->sqlerr || !l->gfiles ||
 	    lk_acc_open(l) < 0) {
 		lake_close(l);
 		return -ENOMEM;
@@ -2211,6 +2233,7 @@ void lake_close(struct lake *l)
 	map_free(l->files, 0);
 	map_free(l->dirs, 1);
 	map_free(l->scan_at, 0);
+	map_free(l->scan_force, 0);
 	map_free(l->busy, 0);
 	map_free(l->gold_at, 0);
 	map_free(l->gold_first, 0);

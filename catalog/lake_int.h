@@ -67,6 +67,8 @@ struct lake {
 	struct lk_map *files;	/* file ino (below a table or volume) -> that table or volume */
 	struct lk_map *dirs;	/* dir ino -> packed lk_class (see lake.c) */
 	struct lk_map *scan_at;	/* bronze table ino -> monotonic ns of its next scan */
+	struct lk_map *scan_force;	/* ... -> 1: that scan is a `lakefs run`'s,
+				 * put off only by files still sealing */
 	struct lk_map *busy;	/* table ino -> 1 while a job runs on it */
 	struct lk_map *gold_at;	/* gold table ino -> monotonic ns of a refresh
 				 * its inputs asked for (debounced) */

@@ -17,17 +17,21 @@
  * has a column of that name).
  *
  * Scans. xFilter opens the table's reader(s) through t->open (a second
- * scan reopens: rewinding is reopening) and the cursor pulls: it feeds one
- * CHUNK to the push parser (catalog/csv.c, catalog/json.c), whose callback
- * copies that chunk's records into an arena (the bytes, NUL-terminated,
- * and per row one cell per declared column), then hands the rows out one
- * by one; the next chunk is fed when they are used up. Memory: one chunk,
- * that chunk's records and the parser's bounded state. Silver and gold
- * are our own canonical CSV: a header (skipped), the schema's columns in
- * order, ',' as delimiter. Values there: an unquoted empty field is NULL,
+ * scan reopens: rewinding is reopening) and the cursor pulls. Silver and
+ * gold are our own canonical CSV: a header (skipped), the schema's columns
+ * in order, ',' as delimiter, so canon_fill scans them in place in one
+ * growing buffer (see there), eight bytes at a time where a record has no
+ * quote. Bronze feeds one CHUNK at a time to the push parser
+ * (catalog/csv.c, catalog/json.c), whose callback copies that chunk's
+ * records into an arena (the bytes, NUL-terminated, and per row one cell
+ * per declared column), then hands the rows out one by one; the next chunk
+ * is fed when they are used up. Memory: one buffer (or chunk), its
+ * records, and the parser's bounded state. Values in silver and gold: an
+ * unquoted empty field is NULL,
  * a quoted empty field '' in a STRING column (NULL in any other: a
  * one-column table writes null as ""); INT int64, FLOAT and DECIMAL double
- * (approximate past 15 digits), BOOL 1/0, anything else text; a value that
+ * (approximate past 15 digits; up to 15 digits without strtod, the same
+ * double), BOOL 1/0, anything else text; a value that
  * does not parse as its type stays text. A bad record in silver or gold is
  * a corrupt table: the scan fails with -EIO, as does a reader's failure.
  * A scan checks the run's deadline per chunk too (a bronze file of only
@@ -42,6 +46,16 @@
  * silver). Bad bronze records are skipped, and so is a whole file the
  * parsers call unusable (binary, compressed, not JSON): ingest
  * quarantines those, so the raw view has no rows of them.
+ *
+ * Grouped scans. When the planner needs only each key's rows adjacent (a
+ * GROUP BY or DISTINCT on plain columns: sqlite3_vtab_distinct 1 or 2),
+ * vt_best_index consumes the order and xFilter loads every row into a
+ * gstore (catalog/gstore.c) under its key before handing out the first:
+ * a scanner thread parses and encodes while the cursor's thread hashes
+ * (group_load), and SQLite then aggregates a stream instead of sorting
+ * every row (a sort was most of a GROUP BY over ten million rows). Keys
+ * are encoded so that equal bytes are values SQLite holds equal; the rows
+ * spill past the memory limit. sqlq_result counts the rows so grouped.
  *
  * Names. The rewrite scans the SQL text with SQLite's lexical rules for
  * strings, quoted identifiers ("", [], ``) and comments, and replaces
@@ -75,7 +89,7 @@
  * first use; that refusal is worded by the statement's first word.
  *
  * Limits. Time: a progress handler every PROGRESS_STEPS VM steps compares
- * a monotonic deadline (-ETIMEDOUT). Memory: cache_size of main and temp is
+ * a monotonic deadline (-ETIMEDOUT); scans compare it per buffer too. Memory: cache_size of main and temp is
  * -(memory/1024) KiB and temp_store FILE, so the sorter and temporary
  * b-trees (GROUP BY, DISTINCT, automatic indexes, materialized CTEs) spill
  * to files past it (the sorter on two threads, PRAGMA threads: a GROUP BY
@@ -113,6 +127,7 @@
 #include <sqlite3.h>
 
 #include "catalog/csv.h"
+#include "catalog/gstore.h"
 #include "catalog/json.h"
 #include "catalog/sqlq.h"
 #include "util/log.h"
@@ -171,6 +186,7 @@ struct sqlq {
 	uint64_t deadline;
 	int timed_out;
 	int io_err;		/* a scan failed (reading, or a corrupt table) */
+	uint64_t grouped, spilled;	/* grouped scans (sqlq_result) */
 };
 
 /* ---- small helpers ---- */
@@ -238,6 +254,14 @@ struct cell {
 
 enum { K_NONE, K_CSV, K_JSON };
 
+struct sval {			/* one value as SQLite gets it */
+	int type;		/* SQLITE_NULL, _INTEGER, _FLOAT, _TEXT */
+	sqlite3_int64 i;
+	double d;
+	const char *p;
+	int n;
+};
+
 struct jkey {			/* a JSON key's column, by field position */
 	char *key;
 	size_t klen;
@@ -268,6 +292,18 @@ struct vcur {
 	size_t njk;
 	int err;		/* a callback's failure */
 	char why[256];
+	/* silver and gold: the canonical scan's buffer (see canon_fill) */
+	unsigned char *buf;
+	size_t bcap, blen, bpos;
+	int hdr_done;
+	uint64_t line;		/* where the next record starts, from 0 */
+	/* a grouped scan (idxNum 1): every row into gs, then out by key */
+	struct gstore *gs;
+	int *kcol, *vcol;	/* key columns; the other columns used */
+	size_t nk, nv;
+	int *cmap;		/* column -> key k (k >= 0), value v (-2 - v), -1 */
+	struct sval *kv, *vv;	/* the current row's keys and values */
+	struct gbuf enc;
 };
 
 static int vt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
@@ -329,11 +365,54 @@ static int vt_disconnect(sqlite3_vtab *base)
 	return SQLITE_OK;
 }
 
+/*
+ * A GROUP BY or DISTINCT over plain columns of this table (the planner says
+ * so through sqlite3_vtab_distinct: 1 or 2) only needs each key's rows
+ * adjacent: the scan groups them itself (catalog/gstore.c) and SQLite
+ * aggregates as a stream instead of sorting every row. idxStr names the
+ * key columns, then after ';' the other columns the query reads.
+ */
 static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
 {
-	(void)base;
+	const struct qtable *t = ((struct vtab *)base)->t;
+	size_t ncol = t->schema.n + (t->bronze ? 1 : 0);	/* with _file */
+	struct gbuf b = { 0 };
+	int d;
+
 	info->estimatedCost = 1e6;
 	info->estimatedRows = 1000000;
+	if (info->nOrderBy <= 0 ||
+	    ((d = sqlite3_vtab_distinct(info)) != 1 && d != 2))
+		return SQLITE_OK;
+	for (int i = 0; i < info->nOrderBy; i++) {
+		int col = info->aOrderBy[i].iColumn;
+
+		if (col < 0 || (size_t)col >= t->schema.n)
+			return SQLITE_OK;
+		gbuf_printf(&b, "%s%d", i ? "," : "", col);
+	}
+	gbuf_add(&b, ";", 1);
+	for (size_t i = 0, n = 0; i < ncol; i++) {
+		uint64_t bit = 1ull << (i < 63 ? i : 63);
+		int key = 0;
+
+		for (int k = 0; k < info->nOrderBy; k++)
+			key |= info->aOrderBy[k].iColumn == (int)i;
+		if ((info->colUsed & bit) && !key)
+			gbuf_printf(&b, "%s%zu", n++ ? "," : "", i);
+	}
+	gbuf_add(&b, "", 1);
+	if (b.failed) {
+		free(b.p);
+		return SQLITE_NOMEM;
+	}
+	info->idxStr = sqlite3_mprintf("%s", (const char *)b.p);
+	free(b.p);
+	if (!info->idxStr)
+		return SQLITE_NOMEM;
+	info->needToFreeIdxStr = 1;
+	info->idxNum = 1;
+	info->orderByConsumed = 1;
 	return SQLITE_OK;
 }
 
@@ -374,12 +453,30 @@ static void cur_close_file(struct vcur *c)
 	c->njk = 0;
 }
 
+static void cur_group_reset(struct vcur *c)
+{
+	gstore_free(c->gs);
+	c->gs = NULL;
+	free(c->kcol);
+	free(c->vcol);
+	free(c->cmap);
+	free(c->kv);
+	free(c->vv);
+	free(c->enc.p);
+	c->kcol = c->vcol = c->cmap = NULL;
+	c->kv = c->vv = NULL;
+	memset(&c->enc, 0, sizeof(c->enc));
+	c->nk = c->nv = 0;
+}
+
 static int vt_close(sqlite3_vtab_cursor *base)
 {
 	struct vcur *c = (struct vcur *)base;
 
 	cur_close_file(c);
+	cur_group_reset(c);
 	free(c->chunk);
+	free(c->buf);
 	free(c->bytes.p);
 	free(c->cells);
 	free(c->map);
@@ -444,22 +541,19 @@ out:
 static int cur_csv_rec(void *arg, uint64_t recno, uint64_t line,
 		       const struct csv_field *f, size_t n)
 {
-	struct vcur *c = arg;
-	const struct qtable *t = c->vt->t;
+	struct vcur *c = arg;	/* bronze: silver and gold are canon_fill's */
 	struct cell *row;
 
 	(void)recno;
 	(void)line;
-	if (t->bronze && !c->mapped && (c->err = cur_map_header(c)) < 0)
+	if (!c->mapped && (c->err = cur_map_header(c)) < 0)
 		return c->err;
 	if (!(row = cur_row(c)))
 		return c->err = -ENOMEM;
 	for (size_t j = 0; j < n; j++) {
-		int k = t->bronze ? (j < c->nmap ? c->map[j] : -1) :
-			j < c->ncol ? (int)j : -1;
+		int k = j < c->nmap ? c->map[j] : -1;
 
-		if (k < 0 || (f[j].len == 0 && !(f[j].quoted &&
-		    (t->bronze || t->schema.cols[k].type == LT_STRING))))
+		if (k < 0 || (f[j].len == 0 && !f[j].quoted))
 			continue;
 		cur_put(c, &row[k], f[j].p, f[j].len);
 	}
@@ -515,32 +609,11 @@ static int cur_json_rec(void *arg, uint64_t recno, uint64_t line,
 	return 0;
 }
 
-/* Silver and gold are our own output: a bad record is a corrupt table. */
-static int cur_bad(void *arg, uint64_t line, const char *reason, const char *raw,
-		   size_t rawlen)
-{
-	struct vcur *c = arg;
-
-	(void)raw;
-	(void)rawlen;
-	snprintf(c->why, sizeof(c->why), "line %llu: %s",
-		 (unsigned long long)line, reason);
-	return c->err = -EIO;
-}
-
 static int cur_start_parser(struct vcur *c, const unsigned char *p, size_t n)
 {
-	const struct qtable *t = c->vt->t;
 	struct csv_opts co = CSV_OPTS_INIT;
 	size_t i = 0;
 
-	if (!t->bronze) {
-		co.delim = ',';
-		co.max_field = TABLE_FIELD_MAX;
-		co.max_record = TABLE_FIELD_MAX;
-		c->kind = K_CSV;
-		return csv_new(&c->csv, &co, cur_csv_rec, cur_bad, c);
-	}
 	if (n >= 3 && !memcmp(p, "\xef\xbb\xbf", 3))
 		i = 3;
 	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
@@ -573,14 +646,254 @@ static int cur_error(struct vcur *c, int ret, const char *fmt, ...)
 	return SQLITE_ERROR;
 }
 
+/*
+ * Silver and gold: our own CSV (see the header), so a scan much simpler
+ * than catalog/csv.c's, in place in c->buf. [bpos, blen) is unparsed; a
+ * fill hands out the rows of up to CANON_ROWS whole records, each cell an
+ * offset into buf and a length, NUL-terminated over the ',' or newline
+ * after it (buf keeps a spare byte past blen for the last one), a quoted
+ * field unescaped where it stands. A record is parsed only once its end is
+ * in the buffer, so a partial one is moved to the front untouched before
+ * the next read; a record longer than the buffer grows it, up to
+ * TABLE_FIELD_MAX. The first record is the header. A bare field with a
+ * quote, text after a closing quote or an unterminated quote is a corrupt
+ * table (-EIO). Bytes are not checked for UTF-8: the writers did.
+ */
+#define CANON_ROWS	1024
+
+static int canon_bad(struct vcur *c, const char *what)
+{
+	snprintf(c->why, sizeof(c->why), "line %llu: %s",
+		 (unsigned long long)c->line + 1, what);
+	return -EIO;
+}
+
+/*
+ * The fields of a record without quotes, [p, lim): the commas are found
+ * eight bytes at a time (a byte equal to ',' is a zero byte of w ^ ',' in
+ * every byte, found exactly, without the borrow of the shorter test), each
+ * field NUL-terminated over its comma. *hi gets every byte or'ed (0x80:
+ * some byte is not ASCII). Returns the number of fields.
+ */
+static size_t canon_plain(const struct vcur *c, unsigned char *p, unsigned char *lim,
+			  struct cell *row, unsigned char *hi)
+{
+	const uint64_t ones7 = 0x7f7f7f7f7f7f7f7full, commas = 0x2c2c2c2c2c2c2c2cull;
+	unsigned char *b = c->buf, *f = p, *q = p;
+	uint64_t all = 0;
+	size_t j = 0;
+
+	for (; lim - q >= 8; q += 8) {
+		uint64_t w, x, m;
+
+		memcpy(&w, q, 8);
+		all |= w;
+		x = w ^ commas;
+		m = ~(((x & ones7) + ones7) | x | ones7);
+		while (m) {
+			unsigned char *e = q + (__builtin_ctzll(m) >> 3);
+
+			if (row && j < c->ncol && e > f) {
+				row[j].off = (uint32_t)(f - b);
+				row[j].len = (int32_t)(e - f);
+			}
+			*e = 0;
+			j++;
+			f = e + 1;
+			m &= m - 1;
+		}
+	}
+	for (; q < lim; q++) {
+		all |= *q;
+		if (*q != ',')
+			continue;
+		if (row && j < c->ncol && q > f) {
+			row[j].off = (uint32_t)(f - b);
+			row[j].len = (int32_t)(q - f);
+		}
+		*q = 0;
+		j++;
+		f = q + 1;
+	}
+	if (row && j < c->ncol && lim > f) {
+		row[j].off = (uint32_t)(f - b);
+		row[j].len = (int32_t)(lim - f);
+	}
+	*lim = 0;
+	for (int k = 0; k < 8; k++)
+		*hi |= (unsigned char)(all >> (8 * k));
+	return j + 1;
+}
+
+/* One record at c->bpos: 1 parsed, 0 not wholly in the buffer, -errno. */
+static int canon_record(struct vcur *c, int at_end)
+{
+	unsigned char *b = c->buf, *p = b + c->bpos, *end = b + c->blen;
+	unsigned char *nl = memchr(p, '\n', (size_t)(end - p)), *lim, *next;
+	const struct qtable *t = c->vt->t;
+	uint64_t inner = 0;	/* newlines in quoted fields */
+	struct cell *row = NULL;
+	unsigned char hi = 0;	/* the bare fields' bytes or'ed: 0x80 non-ASCII */
+	size_t j = 0;
+
+	int has_q;
+
+	if (!nl && !at_end)
+		return 0;
+	if ((has_q = memchr(p, '"', (size_t)((nl ? nl : end) - p)) != NULL)) {
+		int inq = 0;	/* quotes: the record ends at a newline outside */
+
+		for (nl = p; nl < end && (inq || *nl != '\n'); nl++)
+			if (*nl == '"')
+				inq = !inq;
+			else if (*nl == '\n')
+				inner++;
+		if (nl == end && !at_end)
+			return 0;
+		if (inq)
+			return canon_bad(c, "a quoted field does not end");
+	} else if (!nl) {
+		nl = end;
+	}
+	next = nl < end ? nl + 1 : end;
+	lim = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
+	if (lim == p) {			/* an empty line: no record */
+		c->bpos = (size_t)(next - b);
+		c->line++;
+		return 1;
+	}
+	if (c->hdr_done && !(row = cur_row(c)))
+		return -ENOMEM;
+	if (!has_q) {
+		j = canon_plain(c, p, lim, row, &hi);
+		goto fields_done;
+	}
+	for (;;) {
+		unsigned char *f = p, *w;
+		int quoted = 0, more;
+
+		if (p < lim && *p == '"') {
+			quoted = 1;
+			f = w = ++p;
+			for (;;) {
+				if (p >= lim)
+					return canon_bad(c, "a quoted field does not end");
+				if (*p == '"' && p + 1 < lim && p[1] == '"') {
+					*w++ = '"';
+					p += 2;
+				} else if (*p == '"') {
+					p++;
+					break;
+				} else {
+					*w++ = *p++;
+				}
+			}
+			if (p < lim && *p != ',')
+				return canon_bad(c, "text after a closing quote");
+		} else {
+			for (; p < lim && *p != ','; p++) {
+				hi |= *p;
+				if (*p == '"')
+					return canon_bad(c, "a quote inside a bare field");
+			}
+			w = p;
+		}
+		more = p < lim;
+		*w = 0;
+		if (row && j < c->ncol && (w > f || (quoted && (t->bronze ||
+		    t->schema.cols[j].type == LT_STRING)))) {
+			row[j].off = (uint32_t)(f - b);
+			row[j].len = (int32_t)(w - f);
+			if (quoted)	/* checked here: unescaped, ends in a NUL */
+				hi |= 0x80;
+		}
+		j++;
+		if (!more)
+			break;
+		p++;
+	}
+fields_done:
+	if (row && (hi & 0x80))
+		for (size_t k = 0; k < j && k < c->ncol; k++)
+			if (row[k].len > 0 &&
+			    utf8_invalid_at(b + row[k].off, (size_t)row[k].len) <
+			    (size_t)row[k].len)
+				return canon_bad(c, "a field is not valid UTF-8");
+	c->line += 1 + inner;
+	c->hdr_done = 1;
+	c->bpos = (size_t)(next - b);
+	return 1;
+}
+
+static int canon_fill(struct vcur *c)
+{
+	const struct qtable *t = c->vt->t;
+	ssize_t got;
+	int ret = 1;
+
+	c->nrows = c->row = 0;
+	for (;;) {
+		while (c->bpos < c->blen && c->nrows < CANON_ROWS)
+			if ((ret = canon_record(c, c->fed_end)) <= 0)
+				break;
+		if (ret < 0)
+			return cur_error(c, ret, "%s", ret == -EIO ? c->why : strerror(-ret));
+		if (c->nrows)
+			return SQLITE_OK;
+		if (c->fed_end && c->bpos >= c->blen) {
+			c->eof = 1;
+			return SQLITE_OK;
+		}
+		if (mono_ns() >= c->vt->q->deadline) {
+			c->vt->q->timed_out = 1;
+			return SQLITE_INTERRUPT;
+		}
+		if (!c->r) {
+			c->off = 0;
+			if ((ret = t->open(t->arg, 0, &c->r)) < 0 || !c->r) {
+				c->r = NULL;
+				return cur_error(c, ret < 0 ? ret : -EIO, "cannot open file 0: %s",
+						 strerror(ret < 0 ? -ret : EIO));
+			}
+		}
+		if (c->bpos)
+			memmove(c->buf, c->buf + c->bpos, c->blen - c->bpos);
+		c->blen -= c->bpos;
+		c->bpos = 0;
+		if (!c->bcap || c->bcap - 1 - c->blen < CHUNK / 2) {
+			size_t cap = c->bcap ? c->bcap * 2 : CHUNK * 2 + 1;
+			unsigned char *nb;
+
+			if (cap > TABLE_FIELD_MAX * 2)
+				return cur_error(c, -EIO, "line %llu: a record longer than %u MiB",
+						 (unsigned long long)c->line + 1,
+						 TABLE_FIELD_MAX >> 20);
+			if (!(nb = realloc(c->buf, cap)))
+				return cur_error(c, -ENOMEM, "out of memory");
+			c->buf = nb;
+			c->bcap = cap;
+		}
+		got = c->r->pread(c->r->arg, c->buf + c->blen, c->bcap - 1 - c->blen, c->off);
+		if (got < 0)
+			return cur_error(c, (int)got, "cannot read file 0: %s",
+					 strerror((int)-got));
+		c->off += (uint64_t)got;
+		c->blen += (size_t)got;
+		c->buf[c->blen] = 0;
+		c->fed_end = got == 0;
+	}
+}
+
 /* Parse on until the chunk holds rows, or every file is read. */
 static int cur_fill(struct vcur *c)
 {
 	const struct qtable *t = c->vt->t;
-	size_t nfiles = t->bronze ? t->nfiles : 1;
+	size_t nfiles = t->nfiles;
 	ssize_t got;
 	int ret;
 
+	if (!t->bronze)
+		return canon_fill(c);
 	c->nrows = c->row = 0;
 	c->bytes.n = 0;
 	for (;;) {
@@ -636,19 +949,446 @@ static int cur_fill(struct vcur *c)
 	}
 }
 
+/*
+ * A plain decimal ([-+]digits[.digits], at most 15 digits) to the double
+ * strtod would give, without strtod: an integer below 2^53 divided by a
+ * power of ten up to 10^15 is one correctly rounded IEEE operation on two
+ * exact operands. 0 when the text is anything else (strtod then).
+ */
+static int short_decimal(const char *p, int n, double *out)
+{
+	static const double p10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+				      1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+				      1e15 };
+	int i = 0, neg = 0, digits = 0, frac = -1;
+	uint64_t m = 0;
+	double d;
+
+	if (i < n && (p[i] == '-' || p[i] == '+'))
+		neg = p[i++] == '-';
+	for (; i < n; i++) {
+		if (p[i] >= '0' && p[i] <= '9') {
+			if (++digits > 15)
+				return 0;
+			m = m * 10 + (uint64_t)(p[i] - '0');
+			frac += frac >= 0;
+		} else if (p[i] == '.' && frac < 0) {
+			frac = 0;
+		} else {
+			return 0;
+		}
+	}
+	if (!digits)
+		return 0;
+	d = (double)m;
+	if (frac > 0)
+		d /= p10[frac];
+	*out = neg ? -d : d;
+	return 1;
+}
+
+/* A cell as SQLite gets it: silver and gold typed by the schema (a value
+ * that does not parse as its type stays text), bronze text. */
+static void cell_value(const struct vcur *c, size_t i, struct sval *v)
+{
+	const struct qtable *t = c->vt->t;
+	const struct cell *cl;
+	const char *p;
+	char *end;
+
+	memset(v, 0, sizeof(*v));
+	if (i >= c->ncol) {		/* bronze's _file */
+		v->type = SQLITE_INTEGER;
+		v->i = (sqlite3_int64)c->file;
+		return;
+	}
+	cl = &c->cells[c->row * c->ncol + i];
+	if (cl->len < 0) {
+		v->type = SQLITE_NULL;
+		return;
+	}
+	p = (const char *)(t->bronze ? c->bytes.p : c->buf) + cl->off;
+	v->type = SQLITE_TEXT;
+	v->p = p;
+	v->n = cl->len;
+	if (t->bronze || !cl->len)
+		return;
+	switch (t->schema.cols[i].type) {
+	case LT_INT:
+		errno = 0;
+		v->i = strtoll(p, &end, 10);
+		if (!*end && !errno)
+			v->type = SQLITE_INTEGER;
+		break;
+	case LT_FLOAT:
+	case LT_DECIMAL:
+		if (short_decimal(p, cl->len, &v->d)) {
+			v->type = SQLITE_FLOAT;
+			break;
+		}
+		v->d = strtod(p, &end);
+		if (!*end)		/* NaN is NULL to SQLite */
+			v->type = isnan(v->d) ? SQLITE_NULL : SQLITE_FLOAT;
+		break;
+	case LT_BOOL:
+		if (!strcmp(p, "true") || !strcmp(p, "false")) {
+			v->type = SQLITE_INTEGER;
+			v->i = p[0] == 't';
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void result_sval(sqlite3_context *ctx, const struct sval *v)
+{
+	switch (v->type) {
+	case SQLITE_INTEGER:
+		sqlite3_result_int64(ctx, v->i);
+		break;
+	case SQLITE_FLOAT:
+		sqlite3_result_double(ctx, v->d);
+		break;
+	case SQLITE_TEXT:
+		sqlite3_result_text(ctx, v->p, v->n, SQLITE_TRANSIENT);
+		break;
+	default:
+		sqlite3_result_null(ctx);
+	}
+}
+
+/*
+ * A grouped scan's encoding. Per value a type byte, then for INTEGER and
+ * FLOAT 8 bytes, for TEXT a 4-byte length and the bytes. Keys are the
+ * key columns' values so encoded, so equal bytes are values SQLite's GROUP
+ * BY holds equal (BINARY collation, NULLs alike; a column's numbers are of
+ * one type, -0.0 is written 0.0); the value part is the other columns
+ * read, so encoded.
+ */
+static void enc_sval(struct gbuf *b, const struct sval *v, int key)
+{
+	size_t need = 13 + (v->type == SQLITE_TEXT ? (size_t)v->n : 0);
+	unsigned char *p;
+	double d = v->d;
+	uint32_t n = (uint32_t)v->n;
+
+	if (b->cap - b->n < need) {
+		if (b->failed || grow_array((void **)&b->p, &b->cap, b->n + need, 1,
+					    SIZE_MAX, NULL)) {
+			b->failed = 1;
+			return;
+		}
+	}
+	p = (unsigned char *)b->p + b->n;
+	*p++ = (unsigned char)v->type;
+	if (v->type == SQLITE_INTEGER) {
+		memcpy(p, &v->i, 8);
+		p += 8;
+	} else if (v->type == SQLITE_FLOAT) {
+		if (key && d == 0)
+			d = 0;
+		memcpy(p, &d, 8);
+		p += 8;
+	} else if (v->type == SQLITE_TEXT) {
+		memcpy(p, &n, 4);
+		memcpy(p + 4, v->p, n);
+		p += 4 + n;
+	}
+	b->n = (size_t)(p - (unsigned char *)b->p);
+}
+
+/* n values from [p, end); -EIO when they do not parse. */
+static int dec_svals(const unsigned char *p, const unsigned char *end,
+		     struct sval *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t len;
+
+		memset(&v[i], 0, sizeof(v[i]));
+		if (p >= end)
+			return -EIO;
+		v[i].type = *p++;
+		switch (v[i].type) {
+		case SQLITE_NULL:
+			break;
+		case SQLITE_INTEGER:
+		case SQLITE_FLOAT:
+			if (end - p < 8)
+				return -EIO;
+			if (v[i].type == SQLITE_INTEGER)
+				memcpy(&v[i].i, p, 8);
+			else
+				memcpy(&v[i].d, p, 8);
+			p += 8;
+			break;
+		case SQLITE_TEXT:
+			if (end - p < 4)
+				return -EIO;
+			memcpy(&len, p, 4);
+			p += 4;
+			if ((size_t)(end - p) < len || len > INT32_MAX)
+				return -EIO;
+			v[i].p = (const char *)p;
+			v[i].n = (int)len;
+			p += len;
+			break;
+		default:
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* idxStr "K,K,...;V,V,..." (see vt_best_index) into the cursor. */
+static int group_plan(struct vcur *c, const char *s)
+{
+	size_t ncol = c->ncol + 1, nk = 0, nv = 0;
+	int *list;
+	char *end;
+
+	c->kcol = calloc(ncol, sizeof(int));
+	c->vcol = calloc(ncol, sizeof(int));
+	c->cmap = malloc(ncol * sizeof(int));
+	c->kv = calloc(ncol, sizeof(*c->kv));
+	c->vv = calloc(ncol, sizeof(*c->vv));
+	if (!c->kcol || !c->vcol || !c->cmap || !c->kv || !c->vv)
+		return -ENOMEM;
+	for (size_t i = 0; i < ncol; i++)
+		c->cmap[i] = -1;
+	for (list = c->kcol; *s; s = end) {
+		long col;
+
+		if (*s == ',' || *s == ';') {
+			if (*s == ';')
+				list = c->vcol;
+			end = (char *)s + 1;
+			continue;
+		}
+		col = strtol(s, &end, 10);
+		if (end == s || col < 0 || (size_t)col >= ncol ||
+		    (list == c->kcol ? nk : nv) >= ncol)
+			return -EINVAL;
+		if (list == c->kcol) {
+			if (c->cmap[col] == -1)
+				c->cmap[col] = (int)nk;
+			c->kcol[nk++] = (int)col;
+		} else {
+			c->cmap[col] = -2 - (int)nv;
+			c->vcol[nv++] = (int)col;
+		}
+	}
+	c->nk = nk;
+	c->nv = nv;
+	return nk ? 0 : -EINVAL;
+}
+
+/* The grouped row after this one into kv and vv; eof at the end. */
+static int group_next(struct vcur *c)
+{
+	const unsigned char *k, *v;
+	size_t klen, vlen;
+	int ret = gstore_next(c->gs, &k, &klen, &v, &vlen);
+
+	if (ret == 0) {
+		c->eof = 1;
+		return SQLITE_OK;
+	}
+	if (ret > 0 && ((ret = dec_svals(k, k + klen, c->kv, c->nk)) < 0 ||
+			(ret = dec_svals(v, v + vlen, c->vv, c->nv)) < 0))
+		return cur_error(c, ret, "a grouped row does not decode");
+	if (ret < 0)
+		return cur_error(c, ret, "grouping: %s", strerror(-ret));
+	return SQLITE_OK;
+}
+
+/*
+ * Loading a grouped scan takes both cores: a scanner thread reads, parses
+ * and encodes the rows into batches (GB_SLOTS of about GB_BYTES, a record
+ * being a 4-byte key length, a 4-byte value length, the key, the value),
+ * while the cursor's thread puts them into the gstore. The scanner alone
+ * touches the cursor's scan state (reader, buffers, errors) until it is
+ * joined; the cursor's thread alone touches the gstore. Either side's
+ * failure stops both: the scanner ends its loop at `stop`, the cursor's
+ * thread drains nothing more and joins.
+ */
+#define GB_SLOTS	4
+#define GB_BYTES	(256u << 10)
+
+struct gpipe {
+	struct vcur *c;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct gbuf slot[GB_SLOTS];
+	int full[GB_SLOTS];
+	int done, stop;
+	int rc;			/* the scanner's SQLite code */
+};
+
+static void *group_scanner(void *arg)
+{
+	struct gpipe *gp = arg;
+	struct vcur *c = gp->c;
+	struct sval v;
+	size_t w = 0, hdr, klen;
+	struct gbuf *b;
+	int rc = SQLITE_OK;
+
+	pthread_mutex_lock(&gp->mu);
+	while (gp->full[w] && !gp->stop)
+		pthread_cond_wait(&gp->cv, &gp->mu);
+	pthread_mutex_unlock(&gp->mu);
+	b = &gp->slot[w];
+	b->n = 0;
+	for (;;) {
+		if ((rc = cur_fill(c)) != SQLITE_OK || c->eof)
+			break;
+		for (c->row = 0; c->row < c->nrows; c->row++) {
+			uint32_t kl, vl;
+
+			hdr = b->n;
+			gbuf_add(b, "\0\0\0\0\0\0\0\0", 8);
+			for (size_t i = 0; i < c->nk; i++) {
+				cell_value(c, (size_t)c->kcol[i], &v);
+				enc_sval(b, &v, 1);
+			}
+			klen = b->n - hdr - 8;
+			for (size_t i = 0; i < c->nv; i++) {
+				cell_value(c, (size_t)c->vcol[i], &v);
+				enc_sval(b, &v, 0);
+			}
+			if (b->failed)
+				break;
+			kl = (uint32_t)klen;
+			vl = (uint32_t)(b->n - hdr - 8 - klen);
+			memcpy(b->p + hdr, &kl, 4);
+			memcpy(b->p + hdr + 4, &vl, 4);
+		}
+		c->nrows = c->row = 0;
+		if (b->failed) {
+			rc = cur_error(c, -ENOMEM, "out of memory");
+			break;
+		}
+		if (b->n < GB_BYTES)
+			continue;
+		pthread_mutex_lock(&gp->mu);	/* hand the batch over */
+		gp->full[w] = 1;
+		pthread_cond_broadcast(&gp->cv);
+		w = (w + 1) % GB_SLOTS;
+		while (gp->full[w] && !gp->stop)
+			pthread_cond_wait(&gp->cv, &gp->mu);
+		if (gp->stop) {
+			pthread_mutex_unlock(&gp->mu);
+			break;
+		}
+		pthread_mutex_unlock(&gp->mu);
+		b = &gp->slot[w];
+		b->n = 0;
+	}
+	pthread_mutex_lock(&gp->mu);
+	if (rc == SQLITE_OK && !gp->stop && b->n)
+		gp->full[w] = 1;
+	gp->rc = rc;
+	gp->done = 1;
+	pthread_cond_broadcast(&gp->cv);
+	pthread_mutex_unlock(&gp->mu);
+	return NULL;
+}
+
+/* Every row of the table into the gstore, under its key. */
+static int group_load(struct vcur *c, const char *plan)
+{
+	struct sqlq *q = c->vt->q;
+	struct gpipe gp = { .c = c };
+	uint64_t t0 = mono_ns(), rows, spilled, peak;
+	size_t r = 0;
+	pthread_t th;
+	int ret = 0, rc;
+
+	if ((ret = group_plan(c, plan)) < 0 ||
+	    (ret = gstore_new(&c->gs, q->lim.memory, q->lim.tmp_dir)) < 0)
+		return cur_error(c, ret, "grouping: %s", strerror(-ret));
+	pthread_mutex_init(&gp.mu, NULL);
+	pthread_cond_init(&gp.cv, NULL);
+	if ((ret = -pthread_create(&th, NULL, group_scanner, &gp)) < 0) {
+		rc = cur_error(c, ret, "grouping: cannot start a thread: %s",
+			       strerror(-ret));
+		goto out;
+	}
+	for (;;) {
+		const unsigned char *p, *end;
+
+		pthread_mutex_lock(&gp.mu);
+		while (!gp.full[r] && !gp.done)
+			pthread_cond_wait(&gp.cv, &gp.mu);
+		if (!gp.full[r]) {		/* the scanner is done */
+			pthread_mutex_unlock(&gp.mu);
+			break;
+		}
+		pthread_mutex_unlock(&gp.mu);
+		p = gp.slot[r].p;
+		end = p + gp.slot[r].n;
+		while (p < end && ret == 0) {
+			uint32_t kl, vl;
+
+			memcpy(&kl, p, 4);
+			memcpy(&vl, p + 4, 4);
+			ret = gstore_add(c->gs, p + 8, kl, p + 8 + kl, vl);
+			p += 8 + (size_t)kl + vl;
+		}
+		pthread_mutex_lock(&gp.mu);
+		gp.full[r] = 0;
+		if (ret < 0)
+			gp.stop = 1;
+		pthread_cond_broadcast(&gp.cv);
+		pthread_mutex_unlock(&gp.mu);
+		if (ret < 0)
+			break;
+		r = (r + 1) % GB_SLOTS;
+	}
+	pthread_join(th, NULL);
+	if (gp.rc != SQLITE_OK) {
+		rc = gp.rc;
+		goto out;
+	}
+	if (ret < 0) {
+		rc = cur_error(c, ret, "grouping: %s", strerror(-ret));
+		goto out;
+	}
+	gstore_stats(c->gs, &rows, &spilled, &peak);
+	q->grouped += rows;
+	q->spilled += spilled;
+	log_debug("%s: %llu rows grouped in %.3f s (%llu bytes spilled, "
+		  "%llu held at most)", c->vt->t->dep, (unsigned long long)rows,
+		  (double)(mono_ns() - t0) / 1e9, (unsigned long long)spilled,
+		  (unsigned long long)peak);
+	c->eof = 0;
+	rc = group_next(c);
+out:
+	for (size_t i = 0; i < GB_SLOTS; i++)
+		free(gp.slot[i].p);
+	pthread_cond_destroy(&gp.cv);
+	pthread_mutex_destroy(&gp.mu);
+	return rc;
+}
+
 static int vt_filter(sqlite3_vtab_cursor *base, int idxnum, const char *idxstr,
 		     int argc, sqlite3_value **argv)
 {
 	struct vcur *c = (struct vcur *)base;
 
-	(void)idxnum;
-	(void)idxstr;
 	(void)argc;
 	(void)argv;
 	cur_close_file(c);
+	cur_group_reset(c);
 	c->file = 0;
 	c->eof = 0;
 	c->rowid = 0;
+	c->blen = c->bpos = 0;
+	c->hdr_done = 0;
+	c->line = 0;
+	if (idxnum == 1 && idxstr)
+		return group_load(c, idxstr);
 	return cur_fill(c);
 }
 
@@ -657,6 +1397,8 @@ static int vt_next(sqlite3_vtab_cursor *base)
 	struct vcur *c = (struct vcur *)base;
 
 	c->rowid++;
+	if (c->gs)
+		return group_next(c);
 	if (++c->row < c->nrows)
 		return SQLITE_OK;
 	return cur_fill(c);
@@ -670,55 +1412,21 @@ static int vt_eof(sqlite3_vtab_cursor *base)
 static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int i)
 {
 	struct vcur *c = (struct vcur *)base;
-	const struct qtable *t = c->vt->t;
-	const struct cell *cl;
-	const char *p;
-	char *end;
+	struct sval v;
 
-	if ((size_t)i >= c->ncol) {		/* bronze's _file */
-		sqlite3_result_int64(ctx, (sqlite3_int64)c->file);
+	if (c->gs) {
+		int m = (size_t)i <= c->ncol ? c->cmap[i] : -1;
+
+		if (m >= 0)
+			result_sval(ctx, &c->kv[m]);
+		else if (m <= -2)
+			result_sval(ctx, &c->vv[-2 - m]);
+		else
+			sqlite3_result_null(ctx);
 		return SQLITE_OK;
 	}
-	cl = &c->cells[c->row * c->ncol + (size_t)i];
-	if (cl->len < 0) {
-		sqlite3_result_null(ctx);
-		return SQLITE_OK;
-	}
-	p = (const char *)c->bytes.p + cl->off;
-	if (!t->bronze && cl->len) {
-		switch (t->schema.cols[i].type) {
-		case LT_INT: {
-			long long v;
-
-			errno = 0;
-			v = strtoll(p, &end, 10);
-			if (!*end && !errno) {
-				sqlite3_result_int64(ctx, v);
-				return SQLITE_OK;
-			}
-			break;
-		}
-		case LT_FLOAT:
-		case LT_DECIMAL: {
-			double d = strtod(p, &end);
-
-			if (!*end) {
-				sqlite3_result_double(ctx, d);
-				return SQLITE_OK;
-			}
-			break;
-		}
-		case LT_BOOL:
-			if (!strcmp(p, "true") || !strcmp(p, "false")) {
-				sqlite3_result_int(ctx, p[0] == 't');
-				return SQLITE_OK;
-			}
-			break;
-		default:
-			break;
-		}
-	}
-	sqlite3_result_text(ctx, p, cl->len, SQLITE_TRANSIENT);
+	cell_value(c, (size_t)i, &v);
+	result_sval(ctx, &v);
 	return SQLITE_OK;
 }
 
@@ -1723,6 +2431,7 @@ int sqlq_run(struct sqlq *q, const struct ingest_writer *csv,
 	if (keys.failed)
 		goto nomem;
 	q->deadline = mono_ns() + q->lim.timeout_ms * 1000000ull;
+	q->grouped = q->spilled = 0;
 	sqlite3_progress_handler(q->db, PROGRESS_STEPS, progress, q);
 	while ((rc = sqlite3_step(q->st)) == SQLITE_ROW) {
 		gbuf_add(&o.jsonl, "{", 1);
@@ -1741,6 +2450,8 @@ int sqlq_run(struct sqlq *q, const struct ingest_writer *csv,
 			goto wfail;
 	}
 	sqlite3_progress_handler(q->db, 0, NULL, NULL);
+	res->grouped = q->grouped;
+	res->spilled = q->spilled;
 	if (rc != SQLITE_DONE) {
 		ret = run_error(q, rc, err);
 		goto out;
@@ -1790,5 +2501,5 @@ out:
 void sqlq_result_release(struct sqlq_result *res)
 {
 	lt_schema_free(&res->schema);
-	res->rows = 0;
+	res->rows = res->grouped = res->spilled = 0;
 }

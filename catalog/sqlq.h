@@ -89,6 +89,9 @@ const char *sqlq_col_name(const struct sqlq *q, size_t i);
 struct sqlq_result {
 	struct lt_schema schema;	/* column names and types (owned) */
 	uint64_t rows;
+	uint64_t grouped;	/* rows a scan grouped itself for a GROUP BY or
+				 * DISTINCT, instead of SQLite sorting them */
+	uint64_t spilled;	/* ... and the bytes it spilled to files */
 };
 
 /*

@@ -49,6 +49,18 @@ is "$rc" 0 "lakefs run exits 0"
 diag "lakefs run: $out"
 is "$(rows "$(silver j r)/r.csv")" 1 "lakefs run ingested the file at once"
 lwait 5; ok $? "nothing left waiting after the run"
+# a run while a file is still open waits for its close, then ingests it
+# without the (60 s) quiet period
+exec 7>"$B/r/3held.csv"
+printf 'id,v\n3,z\n' >&7
+timeout 40 "$BIN/lakefs" run "$B/r" --timeout 30 > "$T/run.out" 2>&1 7>&- &
+rp=$!
+sleep 1
+pid_alive "$rp"; ok $? "lakefs run waits while a file of the table is open"
+exec 7>&-
+wait "$rp"; rc=$?
+is "$rc" 0 "and exits 0 once it is closed ($(cat "$T/run.out"))"
+is "$(rows "$(silver j r)/r.csv")" 2 "the file closed during the run is ingested"
 head -c 4096 /dev/urandom > "$B/r/junk.csv"
 out=$(timeout 30 "$BIN/lakefs" run "$(silver j r)" --timeout 20 2>&1); rc=$?
 is "$rc" 1 "lakefs run (named by the silver table) exits 1 when the batch is quarantined"

@@ -8,7 +8,9 @@
  * bronze raw rows from a CSV and a JSON lines file, dependencies, the
  * errors a user sees (with line and column), the authorizer's refusals,
  * the time limit, a sort that spills past a small memory limit, a
- * self-join (two scans), and the quoting of output.
+ * self-join (two scans), the quoting of output, and grouped scans (GROUP
+ * BY and DISTINCT grouped by the scan, in memory and spilled, checked
+ * against SQLite's own sort).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -725,6 +727,167 @@ static void test_spill(void)
 }
 
 /*
+ * Grouped scans: a GROUP BY or DISTINCT over plain columns is grouped by
+ * the scan (res.grouped counts its rows); the same query over +col (an
+ * expression: SQLite sorts) must give the same rows. The table mixes what
+ * grouping must keep apart or together: NULLs, '' and NULL, text that
+ * fails its INT type next to numbers, 0.0 and -0.0, quoted fields with
+ * commas, quotes and newlines, non-ASCII, a CRLF line. Run in memory and
+ * with a 64 KiB memory limit (it spills), and over bronze.
+ */
+static int line_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The CSV's lines after the header, sorted, joined by '\n'. */
+static char *sorted_rows(const char *csv)
+{
+	char *dup = strdup(csv), *save = NULL, **v = NULL, *out;
+	size_t n = 0, cap = 0, len = 0;
+
+	for (char *l = strtok_r(dup, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (n == cap)
+			v = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
+		v[n++] = l;
+		len += strlen(l) + 1;
+	}
+	if (n)
+		qsort(v + 1, n - 1, sizeof(*v), line_cmp);
+	out = calloc(len + 1, 1);
+	for (size_t i = 1; i < n; i++) {
+		strcat(out, v[i]);
+		strcat(out, "\n");
+	}
+	free(v);
+	free(dup);
+	return out;
+}
+
+static void grouped_pair(struct sqlq *q, const char *sql, const char *plain,
+			 int spill_expected, const char *what)
+{
+	struct res a = { 0 }, b = { 0 };
+	char *ra, *rb;
+
+	query(q, sql, &a);
+	query(q, plain, &b);
+	ra = sorted_rows(csv_of(&a));
+	rb = sorted_rows(csv_of(&b));
+	ok(a.ret == 0 && b.ret == 0 && a.r.rows > 0 && !strcmp(ra, rb),
+	   "%s: %llu rows, as SQLite's sort gives them", what,
+	   (unsigned long long)a.r.rows);
+	if (strcmp(ra, rb))
+		diag("grouped:\n%.2000s\nsorted:\n%.2000s", ra, rb);
+	ok(a.r.grouped > 0 && b.r.grouped == 0,
+	   "%s: the scan grouped (%llu rows), the expression form sorted", what,
+	   (unsigned long long)a.r.grouped);
+	if (spill_expected >= 0)
+		ok(spill_expected ? a.r.spilled > 0 : a.r.spilled == 0,
+		   "%s: %llu bytes spilled", what, (unsigned long long)a.r.spilled);
+	free(ra);
+	free(rb);
+	res_free(&a);
+	res_free(&b);
+}
+
+static void test_grouped(void)
+{
+	static const char *const kinds[] = { "alpha", "", "b,c", "q\"uote",
+					     "two\nlines", "\xc3\xa9t\xc3\xa9", "z" };
+	struct gbuf t = { 0 }, raw = { 0 };
+	const char *text[1], *rtext[1];
+	struct sqlq_limits small = { .memory = 64 << 10, .timeout_ms = 60000 };
+	char dir[] = "/tmp/sqlq-group-XXXXXX";
+	uint64_t s = 12345;
+	struct tab tab = { 0 }, tab2 = { 0 }, br = { 0 };
+	struct sqlq *q = NULL, *qs = NULL;
+	char *err = NULL;
+
+	gbuf_printf(&t, "k,s,f,n\n");
+	for (int i = 0; i < 20000; i++) {
+		uint64_t r = (s ^= s << 13, s ^= s >> 7, s ^= s << 17);
+		const char *kind = kinds[r % 7];
+
+		/* k: INT, now and then text or NULL */
+		if (r % 97 == 0)
+			gbuf_printf(&t, "x%d,", (int)(r % 3));
+		else if (r % 89 == 0)
+			gbuf_printf(&t, ",");
+		else
+			gbuf_printf(&t, "%d,", (int)(r >> 8) % 50 - 25);
+		/* s: STRING, quoted when it must be, NULL now and then */
+		if (r % 11 == 0)
+			gbuf_printf(&t, ",");
+		else if (!*kind || strpbrk(kind, ",\"\n")) {
+			gbuf_add(&t, "\"", 1);
+			for (const char *p = kind; *p; p++)
+				gbuf_add(&t, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+			gbuf_add(&t, "\",", 2);
+		} else {
+			gbuf_printf(&t, "%s,", kind);
+		}
+		/* f: FLOAT, 0 and -0 among quarters; n: INT */
+		if (r % 13 == 0)
+			gbuf_printf(&t, "%s,", r % 2 ? "-0.0" : "0");
+		else
+			gbuf_printf(&t, "%.2f,", (double)((r >> 20) % 40) / 4 - 5);
+		gbuf_printf(&t, "%d%s", (int)(r >> 30) % 1000, i == 7 ? "\r\n" : "\n");
+	}
+	gbuf_add(&t, "", 1);
+	text[0] = (const char *)t.p;
+	gbuf_printf(&raw, "a;b\n");
+	for (int i = 0; i < 3000; i++)
+		gbuf_printf(&raw, "%d;v%d\n", i % 17, i % 5);
+	gbuf_add(&raw, "", 1);
+	rtext[0] = (const char *)raw.p;
+
+	ok(mkdtemp(dir) != NULL, "a spill directory");
+	small.tmp_dir = dir;
+	sqlq_new(&q, NULL, &err);
+	sqlq_new(&qs, &small, &err);
+	add(q, &tab, NULL, "silver", "t", "k:INT,s:STRING,f:FLOAT,n:INT", text, 1);
+	add(qs, &tab2, NULL, "silver", "t", "k:INT,s:STRING,f:FLOAT,n:INT", text, 1);
+	add(q, &br, NULL, "bronze", "raw", "a:STRING,b:STRING", rtext, 1);
+
+	grouped_pair(q, "SELECT s, count(*), sum(n), min(f), max(k) FROM silver.t GROUP BY s",
+		     "SELECT s, count(*), sum(n), min(f), max(k) FROM silver.t GROUP BY +s",
+		     0, "GROUP BY a text column");
+	grouped_pair(q, "SELECT k, count(*), total(f) FROM silver.t GROUP BY k",
+		     "SELECT k, count(*), total(f) FROM silver.t GROUP BY +k", 0,
+		     "GROUP BY an INT column with text among it");
+	grouped_pair(q, "SELECT f, count(*) FROM silver.t GROUP BY f",
+		     "SELECT f, count(*) FROM silver.t GROUP BY +f", 0,
+		     "GROUP BY a FLOAT column with 0 and -0");
+	grouped_pair(q, "SELECT s, k, count(*), sum(n) FROM silver.t GROUP BY s, k HAVING count(*) > 3",
+		     "SELECT s, k, count(*), sum(n) FROM silver.t GROUP BY +s, +k HAVING count(*) > 3",
+		     0, "GROUP BY two columns, with HAVING");
+	grouped_pair(q, "SELECT DISTINCT s, k FROM silver.t",
+		     "SELECT DISTINCT +s, +k FROM silver.t", 0, "DISTINCT");
+	grouped_pair(q, "SELECT a, count(*), count(DISTINCT b), max(_file) FROM bronze.raw GROUP BY a",
+		     "SELECT a, count(*), count(DISTINCT b), max(_file) FROM bronze.raw GROUP BY +a",
+		     -1, "GROUP BY over bronze, _file read");
+	grouped_pair(qs, "SELECT s, k, count(*), sum(n), min(f) FROM silver.t GROUP BY s, k",
+		     "SELECT s, k, count(*), sum(n), min(f) FROM silver.t GROUP BY +s, +k",
+		     1, "64 KiB of memory");
+	grouped_pair(qs, "SELECT n, count(*) FROM silver.t GROUP BY n",
+		     "SELECT n, count(*) FROM silver.t GROUP BY +n", 1,
+		     "64 KiB of memory, a thousand keys");
+	grouped_pair(q, "SELECT a.s, count(*) FROM silver.t a JOIN (SELECT DISTINCT k FROM silver.t WHERE k > 20) b ON a.k = b.k GROUP BY a.s",
+		     "SELECT a.s, count(*) FROM silver.t a JOIN (SELECT DISTINCT +k AS k FROM silver.t WHERE k > 20) b ON a.k = b.k GROUP BY +a.s",
+		     -1, "a join with grouped sides");
+	sqlq_free(q);
+	sqlq_free(qs);
+	lt_schema_free(&tab.schema);
+	lt_schema_free(&tab2.schema);
+	lt_schema_free(&br.schema);
+	rmdir(dir);
+	free(t.p);
+	free(raw.p);
+	free(err);
+}
+
+/*
  * Damaged queries and bronze files: prepare gives 0 or -EINVAL, a run 0,
  * -EINVAL, -ETIMEDOUT or -ENOMEM; nothing crashes or leaks (ASan).
  */
@@ -812,6 +975,7 @@ int main(void)
 	test_io_errors();
 	test_limits();
 	test_spill();
+	test_grouped();
 	test_fuzz(seed ? seed : 1);
 	return done_testing();
 }
