@@ -21,7 +21,9 @@
  * gold are our own canonical CSV: a header (skipped), the schema's columns
  * in order, ',' as delimiter, so canon_fill scans them in place in one
  * growing buffer (see there), eight bytes at a time where a record has no
- * quote. Bronze feeds one CHUNK at a time to the push parser
+ * quote, splitting only the leading columns the query reads, with a file
+ * over PF_CHUNK read ahead on another thread (pf_*). Bronze feeds one
+ * CHUNK at a time to the push parser
  * (catalog/csv.c, catalog/json.c), whose callback copies that chunk's
  * records into an arena (the bytes, NUL-terminated, and per row one cell
  * per declared column), then hands the rows out one by one; the next chunk
@@ -254,6 +256,9 @@ struct cell {
 
 enum { K_NONE, K_CSV, K_JSON };
 
+struct prefetch;
+static void pf_stop(struct prefetch *pf);
+
 struct sval {			/* one value as SQLite gets it */
 	int type;		/* SQLITE_NULL, _INTEGER, _FLOAT, _TEXT */
 	sqlite3_int64 i;
@@ -272,6 +277,7 @@ struct vcur {
 	sqlite3_vtab_cursor base;
 	struct vtab *vt;
 	size_t ncol;
+	size_t nneed;		/* silver/gold: the leading columns split */
 	size_t file;
 	struct ingest_reader *r;
 	uint64_t off;
@@ -293,6 +299,7 @@ struct vcur {
 	int err;		/* a callback's failure */
 	char why[256];
 	/* silver and gold: the canonical scan's buffer (see canon_fill) */
+	struct prefetch *pf;	/* its read-ahead, for a file over PF_CHUNK */
 	unsigned char *buf;
 	size_t bcap, blen, bpos;
 	int hdr_done;
@@ -366,6 +373,10 @@ static int vt_disconnect(sqlite3_vtab *base)
 }
 
 /*
+ * idxNum: bit 0 a grouped scan; above it, 1 + the number of leading
+ * columns the query reads (0: all of them), so that a silver or gold scan
+ * stops splitting a record after the last column it needs.
+ *
  * A GROUP BY or DISTINCT over plain columns of this table (the planner says
  * so through sqlite3_vtab_distinct: 1 or 2) only needs each key's rows
  * adjacent: the scan groups them itself (catalog/gstore.c) and SQLite
@@ -377,10 +388,15 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
 	const struct qtable *t = ((struct vtab *)base)->t;
 	size_t ncol = t->schema.n + (t->bronze ? 1 : 0);	/* with _file */
 	struct gbuf b = { 0 };
-	int d;
+	int d, need = 0;
 
 	info->estimatedCost = 1e6;
 	info->estimatedRows = 1000000;
+	if (!(info->colUsed & (1ull << 63)))
+		for (size_t i = 0; i < t->schema.n && i < 63; i++)
+			if (info->colUsed & (1ull << i))
+				need = (int)i + 1;
+	info->idxNum = (info->colUsed & (1ull << 63)) ? 0 : (need + 1) << 1;
 	if (info->nOrderBy <= 0 ||
 	    ((d = sqlite3_vtab_distinct(info)) != 1 && d != 2))
 		return SQLITE_OK;
@@ -411,7 +427,7 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
 	if (!info->idxStr)
 		return SQLITE_NOMEM;
 	info->needToFreeIdxStr = 1;
-	info->idxNum = 1;
+	info->idxNum |= 1;
 	info->orderByConsumed = 1;
 	return SQLITE_OK;
 }
@@ -440,6 +456,8 @@ static void cur_close_file(struct vcur *c)
 	json_free(c->json);
 	c->csv = NULL;
 	c->json = NULL;
+	pf_stop(c->pf);		/* before the reader it uses is closed */
+	c->pf = NULL;
 	if (c->r && t->close)
 		t->close(t->arg, c->file, c->r);
 	c->r = NULL;
@@ -672,8 +690,9 @@ static int canon_bad(struct vcur *c, const char *what)
  * The fields of a record without quotes, [p, lim): the commas are found
  * eight bytes at a time (a byte equal to ',' is a zero byte of w ^ ',' in
  * every byte, found exactly, without the borrow of the shorter test), each
- * field NUL-terminated over its comma. *hi gets every byte or'ed (0x80:
- * some byte is not ASCII). Returns the number of fields.
+ * field NUL-terminated over its comma, up to the c->nneed fields the query
+ * reads. *hi gets every byte looked at or'ed (0x80: some byte is not
+ * ASCII). Returns the number of fields split.
  */
 static size_t canon_plain(const struct vcur *c, unsigned char *p, unsigned char *lim,
 			  struct cell *row, unsigned char *hi)
@@ -693,6 +712,8 @@ static size_t canon_plain(const struct vcur *c, unsigned char *p, unsigned char 
 		while (m) {
 			unsigned char *e = q + (__builtin_ctzll(m) >> 3);
 
+			if (j >= c->nneed)
+				goto cut;
 			if (row && j < c->ncol && e > f) {
 				row[j].off = (uint32_t)(f - b);
 				row[j].len = (int32_t)(e - f);
@@ -707,6 +728,8 @@ static size_t canon_plain(const struct vcur *c, unsigned char *p, unsigned char 
 		all |= *q;
 		if (*q != ',')
 			continue;
+		if (j >= c->nneed)
+			goto cut;
 		if (row && j < c->ncol && q > f) {
 			row[j].off = (uint32_t)(f - b);
 			row[j].len = (int32_t)(q - f);
@@ -715,11 +738,12 @@ static size_t canon_plain(const struct vcur *c, unsigned char *p, unsigned char 
 		j++;
 		f = q + 1;
 	}
-	if (row && j < c->ncol && lim > f) {
+	if (row && j < c->nneed && lim > f) {
 		row[j].off = (uint32_t)(f - b);
 		row[j].len = (int32_t)(lim - f);
 	}
 	*lim = 0;
+cut:
 	for (int k = 0; k < 8; k++)
 		*hi |= (unsigned char)(all >> (8 * k));
 	return j + 1;
@@ -771,6 +795,9 @@ static int canon_record(struct vcur *c, int at_end)
 	for (;;) {
 		unsigned char *f = p, *w;
 		int quoted = 0, more;
+
+		if (j >= c->nneed)
+			break;		/* the query reads no column past here */
 
 		if (p < lim && *p == '"') {
 			quoted = 1;
@@ -825,6 +852,135 @@ fields_done:
 	return 1;
 }
 
+/*
+ * Read-ahead for the canonical scan: a thread reads the table's file in
+ * PF_CHUNK pieces (through its reader: blocks fetched, decompressed and
+ * checked) into PF_SLOTS buffers ahead of the parser, which only copies
+ * them out; on two cores the decompression no longer holds the parse up.
+ * The thread alone calls the reader until pf_stop joins it. Reads are
+ * sequential from offset 0; a failure is the reader's -errno, handed to
+ * the parser at the offset where it happened.
+ */
+#define PF_SLOTS	4
+#define PF_CHUNK	(1u << 20)
+
+struct prefetch {
+	struct ingest_reader *r;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned char *buf[PF_SLOTS];
+	ssize_t len[PF_SLOTS];	/* bytes, 0 at the end, -errno */
+	int full[PF_SLOTS];
+	size_t head, pos;	/* the parser's slot and place in it */
+	int stop;
+};
+
+static void *pf_thread(void *arg)
+{
+	struct prefetch *pf = arg;
+	uint64_t off = 0;
+
+	for (size_t w = 0;; w = (w + 1) % PF_SLOTS) {
+		ssize_t got = 0, n = 0;
+
+		int stop;
+
+		pthread_mutex_lock(&pf->mu);
+		while (pf->full[w] && !pf->stop)
+			pthread_cond_wait(&pf->cv, &pf->mu);
+		stop = pf->stop;
+		pthread_mutex_unlock(&pf->mu);
+		if (stop)
+			break;
+		while ((size_t)n < PF_CHUNK &&
+		       (got = pf->r->pread(pf->r->arg, pf->buf[w] + n, PF_CHUNK - (size_t)n,
+					   off + (uint64_t)n)) > 0)
+			n += got;
+		off += (uint64_t)n;
+		pthread_mutex_lock(&pf->mu);
+		pf->len[w] = got < 0 && n == 0 ? got : n;
+		pf->full[w] = 1;
+		pthread_cond_broadcast(&pf->cv);
+		pthread_mutex_unlock(&pf->mu);
+		if (n == 0)		/* the end, or a failure: nothing after */
+			break;
+	}
+	return NULL;
+}
+
+static void pf_stop(struct prefetch *pf)
+{
+	if (!pf)
+		return;
+	pthread_mutex_lock(&pf->mu);
+	pf->stop = 1;
+	pthread_cond_broadcast(&pf->cv);
+	pthread_mutex_unlock(&pf->mu);
+	pthread_join(pf->th, NULL);
+	pthread_cond_destroy(&pf->cv);
+	pthread_mutex_destroy(&pf->mu);
+	for (size_t i = 0; i < PF_SLOTS; i++)
+		free(pf->buf[i]);
+	free(pf);
+}
+
+static int pf_start(struct prefetch **out, struct ingest_reader *r)
+{
+	struct prefetch *pf = calloc(1, sizeof(*pf));
+	int ret;
+
+	*out = NULL;
+	if (!pf)
+		return -ENOMEM;
+	pf->r = r;
+	for (size_t i = 0; i < PF_SLOTS; i++)
+		if (!(pf->buf[i] = malloc(PF_CHUNK))) {
+			for (size_t k = 0; k < i; k++)
+				free(pf->buf[k]);
+			free(pf);
+			return -ENOMEM;
+		}
+	pthread_mutex_init(&pf->mu, NULL);
+	pthread_cond_init(&pf->cv, NULL);
+	if ((ret = pthread_create(&pf->th, NULL, pf_thread, pf)) != 0) {
+		pthread_cond_destroy(&pf->cv);
+		pthread_mutex_destroy(&pf->mu);
+		for (size_t i = 0; i < PF_SLOTS; i++)
+			free(pf->buf[i]);
+		free(pf);
+		return -ret;
+	}
+	*out = pf;
+	return 0;
+}
+
+/* Up to n bytes at the parser's place: > 0, 0 at the end, -errno. */
+static ssize_t pf_read(struct prefetch *pf, unsigned char *dst, size_t n)
+{
+	size_t h = pf->head, k;
+	ssize_t len;
+
+	pthread_mutex_lock(&pf->mu);
+	while (!pf->full[h])
+		pthread_cond_wait(&pf->cv, &pf->mu);
+	len = pf->len[h];
+	pthread_mutex_unlock(&pf->mu);
+	if (len <= 0)
+		return len;	/* sticky: the slot stays full */
+	k = MIN(n, (size_t)len - pf->pos);
+	memcpy(dst, pf->buf[h] + pf->pos, k);
+	if ((pf->pos += k) == (size_t)len) {
+		pthread_mutex_lock(&pf->mu);
+		pf->full[h] = 0;
+		pthread_cond_broadcast(&pf->cv);
+		pthread_mutex_unlock(&pf->mu);
+		pf->head = (h + 1) % PF_SLOTS;
+		pf->pos = 0;
+	}
+	return (ssize_t)k;
+}
+
 static int canon_fill(struct vcur *c)
 {
 	const struct qtable *t = c->vt->t;
@@ -855,6 +1011,9 @@ static int canon_fill(struct vcur *c)
 				return cur_error(c, ret < 0 ? ret : -EIO, "cannot open file 0: %s",
 						 strerror(ret < 0 ? -ret : EIO));
 			}
+			/* a small table is read as it is: no thread */
+			if (c->r->size > PF_CHUNK && pf_start(&c->pf, c->r) < 0)
+				c->pf = NULL;
 		}
 		if (c->bpos)
 			memmove(c->buf, c->buf + c->bpos, c->blen - c->bpos);
@@ -873,7 +1032,8 @@ static int canon_fill(struct vcur *c)
 			c->buf = nb;
 			c->bcap = cap;
 		}
-		got = c->r->pread(c->r->arg, c->buf + c->blen, c->bcap - 1 - c->blen, c->off);
+		got = c->pf ? pf_read(c->pf, c->buf + c->blen, c->bcap - 1 - c->blen) :
+		      c->r->pread(c->r->arg, c->buf + c->blen, c->bcap - 1 - c->blen, c->off);
 		if (got < 0)
 			return cur_error(c, (int)got, "cannot read file 0: %s",
 					 strerror((int)-got));
@@ -1387,7 +1547,8 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxnum, const char *idxstr,
 	c->blen = c->bpos = 0;
 	c->hdr_done = 0;
 	c->line = 0;
-	if (idxnum == 1 && idxstr)
+	c->nneed = idxnum >> 1 ? MIN((size_t)(idxnum >> 1) - 1, c->ncol) : c->ncol;
+	if ((idxnum & 1) && idxstr)
 		return group_load(c, idxstr);
 	return cur_fill(c);
 }

@@ -32,12 +32,15 @@
 struct mem {
 	const char *p;
 	size_t n;
+	uint64_t fail_at;	/* > 0: a read reaching here fails, EIO */
 };
 
 static ssize_t mem_pread(void *arg, void *buf, size_t n, uint64_t off)
 {
 	struct mem *m = arg;
 
+	if (m->fail_at && off + n > m->fail_at)
+		return -EIO;
 	if (off >= m->n)
 		return 0;
 	n = MIN(n, m->n - (size_t)off);
@@ -49,6 +52,7 @@ struct files {
 	const char *const *text;	/* one per file */
 	size_t n;
 	int opens, open_now;
+	uint64_t fail_at;	/* see struct mem */
 };
 
 static int files_open(void *arg, size_t i, struct ingest_reader **r)
@@ -64,6 +68,7 @@ static int files_open(void *arg, size_t i, struct ingest_reader **r)
 	}
 	m->p = f->text[i];
 	m->n = strlen(f->text[i]);
+	m->fail_at = f->fail_at;
 	rd->arg = m;
 	rd->pread = mem_pread;
 	rd->size = m->n;
@@ -805,7 +810,7 @@ static void test_grouped(void)
 	char *err = NULL;
 
 	gbuf_printf(&t, "k,s,f,n\n");
-	for (int i = 0; i < 20000; i++) {
+	for (int i = 0; i < 80000; i++) {	/* 1.6 MB: read ahead */
 		uint64_t r = (s ^= s << 13, s ^= s >> 7, s ^= s << 17);
 		const char *kind = kinds[r % 7];
 
@@ -856,6 +861,9 @@ static void test_grouped(void)
 	grouped_pair(q, "SELECT k, count(*), total(f) FROM silver.t GROUP BY k",
 		     "SELECT k, count(*), total(f) FROM silver.t GROUP BY +k", 0,
 		     "GROUP BY an INT column with text among it");
+	grouped_pair(q, "SELECT k, count(*) FROM silver.t GROUP BY k",
+		     "SELECT k, count(*) FROM silver.t GROUP BY +k", 0,
+		     "only the first column read (quoted newlines after it)");
 	grouped_pair(q, "SELECT f, count(*) FROM silver.t GROUP BY f",
 		     "SELECT f, count(*) FROM silver.t GROUP BY +f", 0,
 		     "GROUP BY a FLOAT column with 0 and -0");
@@ -876,6 +884,20 @@ static void test_grouped(void)
 	grouped_pair(q, "SELECT a.s, count(*) FROM silver.t a JOIN (SELECT DISTINCT k FROM silver.t WHERE k > 20) b ON a.k = b.k GROUP BY a.s",
 		     "SELECT a.s, count(*) FROM silver.t a JOIN (SELECT DISTINCT +k AS k FROM silver.t WHERE k > 20) b ON a.k = b.k GROUP BY +a.s",
 		     -1, "a join with grouped sides");
+	{
+		struct res r = { 0 };
+
+		tab.files.fail_at = 1500000;	/* past the first read-ahead */
+		query(q, "SELECT s, count(*) FROM silver.t GROUP BY s", &r);
+		is_int(r.ret, -EIO, "a read failing mid-table under a grouped scan: -EIO");
+		ok(r.err && strstr(r.err, "silver.t: cannot read file 0"), "its message: %s",
+		   r.err ? r.err : "none");
+		query(q, "SELECT count(*) FROM silver.t", &r);
+		is_int(r.ret, -EIO, "and under a plain scan: -EIO");
+		ok(tab.files.open_now == 0, "no reader left open");
+		tab.files.fail_at = 0;
+		res_free(&r);
+	}
 	sqlq_free(q);
 	sqlq_free(qs);
 	lt_schema_free(&tab.schema);
