@@ -24,6 +24,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@ struct mount_opts {
 	int zstd_level;
 	int seal_threads;
 	int max_threads, idle_threads;
+	uint64_t spin_us;		/* the spinning reader's window (0: none) */
 	double entry_timeout, attr_timeout;
 	int foreground, debug;
 	int default_permissions;
@@ -106,6 +109,8 @@ static void usage(FILE *f)
 "  seal_threads=N      hash/compress workers (default 2)\n"
 "  max_threads=N, idle_threads=N   threads serving FUSE requests: at most N\n"
 "                      (default 16), N kept waiting (default 8)\n"
+"  spin_us=N           one reader watches for the next request N microseconds\n"
+"                      after each (default 50; 0: off)\n"
 "  entry_timeout=S, attr_timeout=S   kernel cache timeouts (default 10)\n"
 "  no_default_permissions          do not let the kernel check mode bits\n"
 "  private             serve only the mount's owner (by default the mount\n"
@@ -213,6 +218,12 @@ static int apply_opt(struct mount_opts *o, char *opt)
 			o->max_threads = (int)n;
 		else
 			o->idle_threads = (int)n;
+		return 0;
+	}
+	if (strcmp(opt, "spin_us") == 0 && val) {
+		if (parse_size(val, &n) < 0 || n > 10000)
+			return -EINVAL;
+		o->spin_us = n;
 		return 0;
 	}
 	if (strcmp(opt, "entry_timeout") == 0 && val)
@@ -687,6 +698,77 @@ static void daemonize_done(int notify_fd)
 	close(notify_fd);
 }
 
+/*
+ * The spinning reader. A request's round trip costs two wake-ups, and on
+ * a machine whose other CPU is idle both are cross-CPU, which is most of a
+ * small request's cost (measured here: 10,000 creates take 0.39 s when the
+ * application and the daemon share a CPU and 1.55 s when they are kept
+ * apart). One extra thread, after each request it serves, watches the
+ * device with poll(2) and a zero timeout for spin_us microseconds, and
+ * reads the next request itself as soon as one is there, without being
+ * woken: in a burst of small requests (creates, stats) one of the two
+ * wake-ups goes. The usual workers stay blocked in read(2); whichever
+ * reader gets a request first serves it (a worker woken for one the
+ * spinner took goes back to sleep in the kernel). Past the window the
+ * spinner blocks in read(2) like any worker, so an idle mount burns no CPU.
+ */
+struct spinner {
+	struct fuse_session *se;
+	uint64_t spin_ns;
+	pthread_t th;
+};
+
+static void free_buf(void *arg)
+{
+	free(((struct fuse_buf *)arg)->mem);
+}
+
+static void *spin_reader(void *arg)
+{
+	struct spinner *sp = arg;
+	struct fuse_buf buf = { 0 };
+	struct pollfd pfd = { .fd = fuse_session_fd(sp->se), .events = POLLIN };
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_cleanup_push(free_buf, &buf);
+	while (!fuse_session_exited(sp->se)) {
+		uint64_t end = mono_ns() + sp->spin_ns;
+		int res;
+
+		while (poll(&pfd, 1, 0) == 0 && mono_ns() < end)
+			;
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		res = fuse_session_receive_buf(sp->se, &buf);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		if (res == -EINTR || res == -EAGAIN)
+			continue;
+		if (res <= 0)
+			break;
+		fuse_session_process_buf(sp->se, &buf);
+	}
+	pthread_cleanup_pop(1);
+	return NULL;
+}
+
+static int spinner_start(struct spinner *sp, struct fuse_session *se, uint64_t us)
+{
+	int ret;
+
+	sp->se = se;
+	sp->spin_ns = us * 1000;
+	if ((ret = pthread_create(&sp->th, NULL, spin_reader, sp)) != 0) {
+		log_warn("no spinning reader: %s", strerror(ret));
+		return -ret;
+	}
+	return 0;
+}
+
+static void spinner_stop(struct spinner *sp)
+{
+	pthread_cancel(sp->th);		/* it may be blocked in read(2) */
+	pthread_join(sp->th, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	struct mount_opts o = {
@@ -698,12 +780,15 @@ int main(int argc, char **argv)
 		.seal_threads = 2,
 		.max_threads = 16,
 		.idle_threads = 8,
+		.spin_us = 50,
 		.entry_timeout = 10,
 		.attr_timeout = 10,
 		.default_permissions = 1,
 		.path_style = -1,
 		.remote_timeout = 300,
 	};
+	struct spinner spin;
+	int spinning = 0;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
@@ -917,7 +1002,10 @@ int main(int argc, char **argv)
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_max_threads(lc, (unsigned)o.max_threads);
 	fuse_loop_cfg_set_idle_threads(lc, (unsigned)o.idle_threads);
+	spinning = o.spin_us && spinner_start(&spin, se, o.spin_us) == 0;
 	ret = fuse_session_loop_mt(se, lc) < 0 ? 1 : 0;
+	if (spinning)
+		spinner_stop(&spin);
 	fuse_loop_cfg_destroy(lc);
 unmount:
 	lake_close(d.lake);	/* a running job is abandoned; it reruns */
