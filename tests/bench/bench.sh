@@ -28,7 +28,8 @@
 #
 # Environment: LFS_BIN (programs, default build/bin), LFS_BENCH_DIR (parent
 # of the work dir, default /var/tmp), LFS_BENCH_ROUNDS (3), LFS_BENCH_BIG_MIB
-# (size of the big sequential file, 1024), LFS_BENCH_TIMEOUT (1500).
+# (size of the big sequential file, 1024), LFS_BENCH_TIMEOUT (1500),
+# LFS_MOUNT_OPTS (extra lakefs-mount arguments, e.g. "-o spin_us=0").
 set -u -o pipefail
 export LC_ALL=C
 
@@ -156,7 +157,8 @@ field() {  # field MNT KEY: one value of the status JSON
 lfs_mount() {  # lfs_mount MNT STATE
 	local err
 	mkdir -p "$1"
-	if ! err=$(timeout -k 5 60 "$BIN/lakefs-mount" --state "$2" "$1" 2>&1); then
+	# shellcheck disable=SC2086  # LFS_MOUNT_OPTS: words on purpose
+	if ! err=$(timeout -k 5 60 "$BIN/lakefs-mount" ${LFS_MOUNT_OPTS:-} --state "$2" "$1" 2>&1); then
 		broke "lakefs-mount --state $2 $1 failed: $err"
 	fi
 	LFS_MOUNTS="$LFS_MOUNTS $1"
