@@ -230,6 +230,25 @@ static struct group *set_group(struct gset *s, uint64_t h, const void *key,
 	return gr;
 }
 
+/* A new last page of cap bytes for group gr; NULL when out of memory. */
+static struct gpage *group_page(struct gset *s, struct group *gr, size_t cap)
+{
+	struct gpage *p;
+
+	if (cap > UINT32_MAX || !(p = malloc(sizeof(*p) + cap)))
+		return NULL;
+	p->next = NULL;
+	p->used = 0;
+	p->cap = (uint32_t)cap;
+	if (gr->tail)
+		gr->tail->next = p;
+	else
+		gr->head = p;
+	gr->tail = p;
+	s->mem += sizeof(*p) + cap;
+	return p;
+}
+
 static int set_add(struct gset *s, uint64_t h, const void *key, size_t klen,
 		   const void *val, size_t vlen)
 {
@@ -243,19 +262,8 @@ static int set_add(struct gset *s, uint64_t h, const void *key, size_t klen,
 	if (!p || p->cap - p->used < need) {
 		size_t cap = p ? (p->cap < PAGE_MAX ? p->cap * 2 : PAGE_MAX) : PAGE_MIN;
 
-		if (cap < need)
-			cap = need;
-		if (cap > UINT32_MAX || !(p = malloc(sizeof(*p) + cap)))
+		if (!(p = group_page(s, gr, MAX(cap, need))))
 			return -ENOMEM;
-		p->next = NULL;
-		p->used = 0;
-		p->cap = (uint32_t)cap;
-		if (gr->tail)
-			gr->tail->next = p;
-		else
-			gr->head = p;
-		gr->tail = p;
-		s->mem += sizeof(*p) + cap;
 	}
 	p->used += (uint32_t)put_varint(p->d + p->used, vlen);
 	memcpy(p->d + p->used, val, vlen);
@@ -282,25 +290,6 @@ static int part_open(struct gstore *g)
 	return fd;
 }
 
-static int part_flush(struct gstore *g, struct part *pt)
-{
-	int ret;
-
-	if (!pt->n)
-		return 0;
-	if (pt->fd < 0 && (pt->fd = part_open(g)) < 0) {
-		ret = pt->fd;
-		pt->fd = -1;
-		return ret;
-	}
-	if ((ret = pwrite_all(pt->fd, pt->buf, pt->n, pt->size)) < 0)
-		return ret;
-	pt->size += pt->n;
-	g->spill_bytes += pt->n;
-	pt->n = 0;
-	return 0;
-}
-
 static int part_write(struct gstore *g, struct part *pt, const void *d, size_t n)
 {
 	int ret;
@@ -315,6 +304,16 @@ static int part_write(struct gstore *g, struct part *pt, const void *d, size_t n
 	pt->size += n;
 	g->spill_bytes += n;
 	return 0;
+}
+
+/* The partition's write buffer to its file. */
+static int part_flush(struct gstore *g, struct part *pt)
+{
+	int ret = pt->n ? part_write(g, pt, pt->buf, pt->n) : 0;
+
+	if (ret == 0)
+		pt->n = 0;
+	return ret;
 }
 
 /* One group's rows, as a run, to its partition. */
@@ -383,21 +382,8 @@ static int set_append(struct gset *s, const unsigned char *key, size_t klen,
 	if (!gr)
 		return -ENOMEM;
 	p = gr->tail;
-	if (!p || p->cap - p->used < n) {
-		size_t cap = MAX(n, PAGE_MIN);
-
-		if (cap > UINT32_MAX || !(p = malloc(sizeof(*p) + cap)))
-			return -ENOMEM;
-		p->next = NULL;
-		p->used = 0;
-		p->cap = (uint32_t)cap;
-		if (gr->tail)
-			gr->tail->next = p;
-		else
-			gr->head = p;
-		gr->tail = p;
-		s->mem += sizeof(*p) + cap;
-	}
+	if ((!p || p->cap - p->used < n) && !(p = group_page(s, gr, MAX(n, PAGE_MIN))))
+		return -ENOMEM;
 	memcpy(p->d + p->used, body, n);
 	p->used += (uint32_t)n;
 	return 0;

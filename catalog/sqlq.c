@@ -694,11 +694,23 @@ static int canon_bad(struct vcur *c, const char *what)
  * reads. *hi gets every byte looked at or'ed (0x80: some byte is not
  * ASCII). Returns the number of fields split.
  */
+/* The field [f, e) a comma ends: into row (when there is one and the
+ * query reads it), NUL-terminated over its comma. */
+static inline void plain_field(const struct vcur *c, struct cell *row, size_t j,
+			       unsigned char *f, unsigned char *e)
+{
+	if (row && j < c->ncol && e > f) {
+		row[j].off = (uint32_t)(f - c->buf);
+		row[j].len = (int32_t)(e - f);
+	}
+	*e = 0;
+}
+
 static size_t canon_plain(const struct vcur *c, unsigned char *p, unsigned char *lim,
 			  struct cell *row, unsigned char *hi)
 {
 	const uint64_t ones7 = 0x7f7f7f7f7f7f7f7full, commas = 0x2c2c2c2c2c2c2c2cull;
-	unsigned char *b = c->buf, *f = p, *q = p;
+	unsigned char *f = p, *q = p;
 	uint64_t all = 0;
 	size_t j = 0;
 
@@ -709,19 +721,13 @@ static size_t canon_plain(const struct vcur *c, unsigned char *p, unsigned char 
 		all |= w;
 		x = w ^ commas;
 		m = ~(((x & ones7) + ones7) | x | ones7);
-		while (m) {
+		for (; m; m &= m - 1) {
 			unsigned char *e = q + (__builtin_ctzll(m) >> 3);
 
 			if (j >= c->nneed)
 				goto cut;
-			if (row && j < c->ncol && e > f) {
-				row[j].off = (uint32_t)(f - b);
-				row[j].len = (int32_t)(e - f);
-			}
-			*e = 0;
-			j++;
+			plain_field(c, row, j++, f, e);
 			f = e + 1;
-			m &= m - 1;
 		}
 	}
 	for (; q < lim; q++) {
@@ -730,19 +736,13 @@ static size_t canon_plain(const struct vcur *c, unsigned char *p, unsigned char 
 			continue;
 		if (j >= c->nneed)
 			goto cut;
-		if (row && j < c->ncol && q > f) {
-			row[j].off = (uint32_t)(f - b);
-			row[j].len = (int32_t)(q - f);
-		}
-		*q = 0;
-		j++;
+		plain_field(c, row, j++, f, q);
 		f = q + 1;
 	}
-	if (row && j < c->nneed && lim > f) {
-		row[j].off = (uint32_t)(f - b);
-		row[j].len = (int32_t)(lim - f);
-	}
-	*lim = 0;
+	if (j < c->nneed)
+		plain_field(c, row, j, f, lim);
+	else
+		*lim = 0;
 cut:
 	for (int k = 0; k < 8; k++)
 		*hi |= (unsigned char)(all >> (8 * k));
@@ -909,6 +909,13 @@ static void *pf_thread(void *arg)
 	return NULL;
 }
 
+static void pf_free(struct prefetch *pf)
+{
+	for (size_t i = 0; i < PF_SLOTS; i++)
+		free(pf->buf[i]);
+	free(pf);
+}
+
 static void pf_stop(struct prefetch *pf)
 {
 	if (!pf)
@@ -920,9 +927,7 @@ static void pf_stop(struct prefetch *pf)
 	pthread_join(pf->th, NULL);
 	pthread_cond_destroy(&pf->cv);
 	pthread_mutex_destroy(&pf->mu);
-	for (size_t i = 0; i < PF_SLOTS; i++)
-		free(pf->buf[i]);
-	free(pf);
+	pf_free(pf);
 }
 
 static int pf_start(struct prefetch **out, struct ingest_reader *r)
@@ -936,9 +941,7 @@ static int pf_start(struct prefetch **out, struct ingest_reader *r)
 	pf->r = r;
 	for (size_t i = 0; i < PF_SLOTS; i++)
 		if (!(pf->buf[i] = malloc(PF_CHUNK))) {
-			for (size_t k = 0; k < i; k++)
-				free(pf->buf[k]);
-			free(pf);
+			pf_free(pf);
 			return -ENOMEM;
 		}
 	pthread_mutex_init(&pf->mu, NULL);
@@ -946,9 +949,7 @@ static int pf_start(struct prefetch **out, struct ingest_reader *r)
 	if ((ret = pthread_create(&pf->th, NULL, pf_thread, pf)) != 0) {
 		pthread_cond_destroy(&pf->cv);
 		pthread_mutex_destroy(&pf->mu);
-		for (size_t i = 0; i < PF_SLOTS; i++)
-			free(pf->buf[i]);
-		free(pf);
+		pf_free(pf);
 		return -ret;
 	}
 	*out = pf;
