@@ -405,16 +405,9 @@ static int part_load(struct gstore *g, size_t i)
 		return 0;
 	if (pt->size && !(data = malloc(pt->size)))
 		return -ENOMEM;
-	for (uint64_t off = 0; off < pt->size;) {
-		ssize_t got = pread(pt->fd, data + off, pt->size - off, (off_t)off);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			free(data);
-			return got < 0 ? -errno : -EIO;
-		}
-		off += (uint64_t)got;
+	if ((ret = pread_all(pt->fd, data, pt->size, 0)) < 0) {
+		free(data);
+		return ret;
 	}
 	close(pt->fd);
 	pt->fd = -1;

@@ -23,6 +23,7 @@ struct fsd {
 	double entry_timeout, attr_timeout;
 	int acl_cache;		/* FUSE_CAP_POSIX_ACL: the kernel caches "no ACL"
 				 * and leaves the umask to us */
+	int write_direct;	/* write-only opens use direct I/O */
 	/* the bucket, when there is one */
 	struct s3_client *s3;
 	struct remote *remote;

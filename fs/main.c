@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ struct mount_opts {
 	int seal_threads;
 	int max_threads, idle_threads;
 	uint64_t spin_us;		/* the spinning reader's window (0: none) */
+	int write_direct;		/* -1 auto (by kernel), 0 off, 1 on */
 	double entry_timeout, attr_timeout;
 	int foreground, debug;
 	int default_permissions;
@@ -111,6 +113,9 @@ static void usage(FILE *f)
 "                      (default 16), N kept waiting (default 8)\n"
 "  spin_us=N           one reader watches for the next request N microseconds\n"
 "                      after each (default 50; 0: off)\n"
+"  write_direct=0|1    write-only opens bypass the kernel page cache (default\n"
+"                      1 on Linux 6.6 and later, which keeps other openers'\n"
+"                      cached pages coherent with such writes; 0 elsewhere)\n"
 "  entry_timeout=S, attr_timeout=S   kernel cache timeouts (default 10)\n"
 "  no_default_permissions          do not let the kernel check mode bits\n"
 "  private             serve only the mount's owner (by default the mount\n"
@@ -224,6 +229,12 @@ static int apply_opt(struct mount_opts *o, char *opt)
 		if (parse_size(val, &n) < 0 || n > 10000)
 			return -EINVAL;
 		o->spin_us = n;
+		return 0;
+	}
+	if (strcmp(opt, "write_direct") == 0 && val) {
+		if (strcmp(val, "0") != 0 && strcmp(val, "1") != 0)
+			return -EINVAL;
+		o->write_direct = val[0] == '1';
 		return 0;
 	}
 	if (strcmp(opt, "entry_timeout") == 0 && val)
@@ -497,6 +508,18 @@ static void notify_entry(void *arg, uint64_t dir, const char *name)
 
 	fuse_lowlevel_notify_inval_entry(d->se, dir, name, strlen(name));
 	fuse_lowlevel_notify_inval_inode(d->se, dir, -1, 0);
+}
+
+/* Is the running kernel release major.minor or later? Since 6.6 a FUSE
+ * direct-I/O write drops the pages other openers cached over its range. */
+static int kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return 0;
+	return ma > major || (ma == major && mi >= minor);
 }
 
 /* FUSE splits -o on commas; a backslash escapes one. */
@@ -781,6 +804,7 @@ int main(int argc, char **argv)
 		.max_threads = 16,
 		.idle_threads = 8,
 		.spin_us = 50,
+		.write_direct = -1,
 		.entry_timeout = 10,
 		.attr_timeout = 10,
 		.default_permissions = 1,
@@ -947,6 +971,7 @@ int main(int argc, char **argv)
 	d.start_ns = mono_ns();
 	d.entry_timeout = o.entry_timeout;
 	d.attr_timeout = o.attr_timeout;
+	d.write_direct = o.write_direct >= 0 ? o.write_direct : kernel_at_least(6, 6);
 
 	/* a mount serves every user, as the grants allow (catalog/access.c);
 	 * -o private keeps it to its owner */

@@ -12,6 +12,15 @@
  * Directory listings are cached (cache_readdir) for the same reason. File
  * pages are kept across opens (keep_cache); control files use direct I/O.
  *
+ * Write-only opens use direct I/O too (write_direct, on by default where
+ * the kernel is 6.6 or later): the kernel hands the writer's own pages to
+ * the daemon instead of first copying them into pages of its cache, which
+ * it would allocate, fill and keep (cp, dd, an extractor: a 1 GiB dd with
+ * fsync took 10-25% less time in make bench). An O_WRONLY descriptor
+ * cannot be mmapped, so no mapping loses its cache; readers keep theirs,
+ * and since 6.6 the kernel drops cached pages over the range of every
+ * direct write, so they never see stale bytes.
+ *
  * Access: every request that names an inode or a directory is checked
  * against the caller's grants (lake_check, catalog/access.c) before it
  * acts; a securable's attributes are shown per caller (lake_present) and
@@ -527,6 +536,7 @@ static void lfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = 1;
+	fi->direct_io = d->write_direct && (fi->flags & O_ACCMODE) == O_WRONLY;
 	/* close() costs no round trip, but for gold definitions (see flush) */
 	fi->noflush = !((fi->flags & O_ACCMODE) != O_RDONLY && lake_wants_flush(d->lake, ino));
 	if (fuse_reply_open(req, fi) == -ENOENT)
@@ -560,6 +570,7 @@ static void lfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.entry_timeout = d->entry_timeout;
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = 1;
+	fi->direct_io = d->write_direct && (fi->flags & O_ACCMODE) == O_WRONLY;
 	fi->noflush = !lake_wants_flush(d->lake, st.st_ino);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		vfs_release(d->vfs, f);

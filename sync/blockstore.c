@@ -80,8 +80,7 @@ struct blockstore {
 	pthread_key_t zkey;
 };
 
-/* Per-thread compression state and output buffer (4 KiB aligned, so that
- * a backend may write it with O_DIRECT). */
+/* Per-thread compression state and output buffer (page aligned). */
 struct zctx {
 	ZSTD_CCtx *c;
 	ZSTD_DCtx *d;
@@ -595,6 +594,14 @@ int bs_delete_if(struct blockstore *bs, const struct bs_hash *h,
 	return ret;
 }
 
+int bs_locate(struct blockstore *bs, const struct bs_hash *h, char **path,
+	      uint64_t *off, uint64_t *len)
+{
+	if (!bs->be.ops->locate)
+		return -ENOENT;
+	return bs->be.ops->locate(bs->be.ctx, h, path, off, len);
+}
+
 int bs_sync(struct blockstore *bs)
 {
 	return bs->be.ops->sync ? bs->be.ops->sync(bs->be.ctx) : 0;
@@ -615,16 +622,21 @@ static void gc_one(void *p, const struct bs_hash *h)
 		gs->removed++;
 }
 
+int bs_scan(struct blockstore *bs, uint64_t before_ns,
+	    void (*fn)(void *arg, const struct bs_hash *h), void *arg)
+{
+	if (!bs->be.ops->scan)
+		return -EOPNOTSUPP;
+	return bs->be.ops->scan(bs->be.ctx, before_ns, fn, arg);
+}
+
 int bs_gc(struct blockstore *bs, uint64_t before_ns,
 	  int (*unref)(void *arg, const struct bs_hash *h), void *arg,
 	  uint64_t *removed)
 {
 	struct gc_state gs = { bs, unref, arg, 0 };
-	int ret;
+	int ret = bs_scan(bs, before_ns, gc_one, &gs);
 
-	if (!bs->be.ops->scan)
-		return -EOPNOTSUPP;
-	ret = bs->be.ops->scan(bs->be.ctx, before_ns, gc_one, &gs);
 	*removed = gs.removed;
 	return ret;
 }

@@ -37,6 +37,10 @@ struct bs_backend_ops {
 	/* call fn for every stored block older than before_ns (wall clock) */
 	int (*scan)(void *ctx, uint64_t before_ns,
 		    void (*fn)(void *arg, const struct bs_hash *h), void *arg);
+	/* optional: the file and byte range that hold h's stored bytes, for
+	 * tests and tools that inspect or damage the store; *path malloc'ed */
+	int (*locate)(void *ctx, const struct bs_hash *h, char **path,
+		      uint64_t *off, uint64_t *len);
 	void (*free)(void *ctx);
 };
 
@@ -45,8 +49,9 @@ struct bs_backend {
 	void *ctx;
 };
 
-/* The local directory backend: DIR/ab/<64 hex>; objects of at most
- * small_max bytes in a LevelDB at DIR/small (0: every object a file). */
+/* The local directory backend: objects appended to pack files under
+ * DIR/packs, indexed in a LevelDB at DIR/small, which also holds the
+ * objects of at most small_max bytes (0: every object in a pack). */
 int bs_local_open(struct bs_backend *be, const char *dir, size_t small_max,
 		  char **errmsg);
 
@@ -116,8 +121,17 @@ int bs_delete_if(struct blockstore *bs, const struct bs_hash *h,
 int bs_check_frame(const struct bs_hash *h, const void *z, size_t zlen,
 		   size_t max, unsigned char **plain, size_t *n);
 
+/* Where the backend keeps h's stored bytes (see bs_backend_ops.locate):
+ * 0, -ENOENT (absent, or not in a file of its own range) or -errno. */
+int bs_locate(struct blockstore *bs, const struct bs_hash *h, char **path,
+	      uint64_t *off, uint64_t *len);
+
 /* Make every block sealed so far durable. */
 int bs_sync(struct blockstore *bs);
+
+/* Call fn for every stored block put before before_ns (wall clock). */
+int bs_scan(struct blockstore *bs, uint64_t before_ns,
+	    void (*fn)(void *arg, const struct bs_hash *h), void *arg);
 
 /* Collect blocks older than before_ns that unref() reports unreferenced. */
 int bs_gc(struct blockstore *bs, uint64_t before_ns,

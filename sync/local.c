@@ -1,34 +1,70 @@
 /*
  * sync/local.c — the local directory backend of the block store.
  *
- * Layout: DIR/ab/<64 hex digits>, 256 fan-out directories made at open. A
- * put writes the whole object to a unique temporary name (DIR/ab/.t.*) and
- * renames it into place, so a reader sees either no object or a complete
- * one; a crash leaves at most such litter, which the scan behind garbage
- * collection removes (DIR/tmp/ held it in earlier versions; open clears it). Puts are not fsynced one by one: sync() does one syncfs() on
- * the directory's filesystem, which makes every put so far durable in a
- * single journal commit (what fsync of a file needs, at a fraction of the
- * cost of fsyncing each block file and its directory). Large objects start
- * their writeback as soon as they are written (sync_file_range), so the
- * disk works while later blocks are hashed and the final sync is short.
+ * Layout under DIR:
+ *   packs/<16 hex digits>   pack files: objects appended one after another,
+ *                           each in a slot rounded up to 4 KiB
+ *   small/                  a LevelDB: the index of the packs, and the
+ *                           objects of at most small_max bytes themselves
+ *   ab/<64 hex digits>      one file per object, as versions before packs
+ *                           stored them: still read, listed and deleted,
+ *                           never written
  *
- * Small objects (at most small_max bytes, typically the one block of a
- * small file) go into a LevelDB instance at DIR/small instead: creating an
- * inode per 4 KiB file costs the host filesystem far more than a LevelDB
- * put, and a tree of small files (a git checkout, a CSV export per day) is
- * exactly what a lake receives. LevelDB appends each put to its log with
- * write(2), so a put survives the daemon being killed, and the syncfs of
- * sync() makes it durable like the files.
+ * Why packs: a file per block costs the host filesystem an inode, a
+ * directory entry, a rename and three extra system calls per block, and on
+ * ext4 without a journal, allocating an inode while many were deleted in
+ * the last minutes scans them all (recently_deleted()): a quarter of the
+ * CPU of a 1 GiB write went there. Appending to a few large files costs a
+ * pwrite. Small objects (the one block of a 4 KiB file) stay in LevelDB,
+ * where a put is an append to its log.
  *
- * Objects are immutable: a put of an existing name rewrites identical bytes.
- * The backend does not interpret the bytes; hashing and compression live in
- * blockstore.c.
+ * Index: key "p" + the 32-byte hash; value pack id (u64), offset (u64),
+ * length (u32) and the wall-clock time of the put in ns (u64), big
+ * endian. Small objects are keyed by the bare 32-byte hash.
+ *
+ * Invariants
+ *  - An index entry names bytes that were written before it: a put writes
+ *    the slot, then adds the entry. A crash between the two leaves bytes no
+ *    entry names; open cuts them away (see below).
+ *  - Objects are immutable: a put of a name the index holds writes nothing.
+ *  - Every pack but the active one (the one puts append to) holds at least
+ *    one object: a delete that removes the last object of a pack unlinks
+ *    it. The space of a deleted object is returned at once by punching a
+ *    hole over its slot (FALLOC_FL_PUNCH_HOLE), so a pack never needs
+ *    rewriting; where the host filesystem cannot punch holes, the space
+ *    comes back when the whole pack is dead (logged once).
+ *  - Each mount appends to a new pack; a pack written by an earlier mount
+ *    is never appended to again, so its end is final. Open gives the two
+ *    newest packs their exact shape: the gaps between the objects the
+ *    index names are punched and the tail past the last one cut off: that
+ *    is where a put cut short by a crash leaves bytes no entry names (puts
+ *    in flight span at most the active pack and the one before it).
+ *
+ * Locking
+ *  - stripe[h.b[0] % STRIPES] orders put, delete and their index updates
+ *    of one name (a put's "present?" check and its write cannot interleave
+ *    with a delete of the same name).
+ *  - pack_lock protects the pack table, the active pack, its end, the live
+ *    counts, references and open descriptors. It is never held across
+ *    I/O: an operation takes a reference to a pack (which keeps its
+ *    descriptor open), drops the lock, reads or writes, and puts it back.
+ *  - At most PACK_FDS descriptors of packs are open; the least recently
+ *    used unreferenced one is closed when another is needed.
+ *
+ * Durability: puts are not synced one by one. sync() fdatasyncs the packs
+ * written since the last sync and ends with one synced write to the index
+ * (see local_sync). Large objects start their writeback at once
+ * (sync_file_range), so the disk works while later blocks are hashed and
+ * the final sync finds little left to write.
+ *
+ * The backend does not interpret the bytes; hashing, compression and the
+ * check of every object read live in blockstore.c.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <leveldb/c.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,43 +77,349 @@
 #include "util/util.h"
 
 #define LOCAL_EARLY_WRITEBACK (128 << 10)
-#define LOCAL_TMP_PREFIX ".t."		/* an object being written */
-#define LOCAL_DIRECT_MIN (256 << 10)	/* objects written with O_DIRECT */
-#define LOCAL_DIRECT_ALIGN 4096
+#define LOCAL_TMP_PREFIX ".t."		/* an object file being written (old) */
+#define SLOT_ALIGN 4096ull
+#define PACK_MAX (256ull << 20)		/* a pack is closed past this size */
+#define PACK_BUCKETS 256
+#define PACK_FDS 64			/* pack descriptors kept open */
+#define STRIPES 64
+#define IDX_KEY_LEN (1 + BS_HASH_LEN)
+#define IDX_VAL_LEN 28
+
+struct pack {
+	struct pack *hnext;
+	uint64_t id;
+	uint64_t live;		/* objects the index places here */
+	uint64_t end;		/* the active pack: where the next slot starts */
+	uint64_t used;		/* tick of the last use, for closing fds */
+	unsigned refs;		/* operations using fd right now */
+	int fd;			/* -1: closed */
+	int dead;		/* unlinked and out of the table; freed at refs 0 */
+	int dirty;		/* written since the last sync */
+};
+
+struct loc {
+	uint64_t pack, off, time_ns;
+	uint32_t len;
+};
 
 struct local_store {
 	char *dir;
-	int dirfd;
-	atomic_ulong seq;
-	atomic_int no_direct;		/* O_DIRECT failed once: never again */
+	int dirfd, packfd;
 	size_t small_max;
-	leveldb_t *small;		/* NULL when small_max is 0 */
-	leveldb_options_t *sopts;
-	leveldb_readoptions_t *sro;
-	leveldb_writeoptions_t *swo;
+	int legacy;		/* fan-out directories of object files exist */
+	leveldb_t *db;
+	leveldb_options_t *dbopts;
+	leveldb_readoptions_t *ro;
+	leveldb_writeoptions_t *wo, *swo;	/* swo: synced */
+
+	pthread_mutex_t stripe[STRIPES];
+
+	pthread_mutex_t pack_lock;
+	struct pack *packs[PACK_BUCKETS];	/* pack_lock */
+	struct pack *active;			/* pack_lock */
+	uint64_t next_id, tick;			/* pack_lock */
+	unsigned nfds;				/* pack_lock */
+	int no_punch;				/* pack_lock */
+	int dir_dirty;		/* a pack was created since the last sync; pack_lock */
 };
 
-/* 1 and the value, 0 if absent, -EIO on a LevelDB error */
-static int small_get(struct local_store *ls, const struct bs_hash *h,
-		     char **val, size_t *len)
+static uint64_t slot_len(uint64_t len)
 {
-	char *err = NULL;
-
-	*val = NULL;
-	if (!ls->small)
-		return 0;
-	*val = leveldb_get(ls->small, ls->sro, (const char *)h->b, BS_HASH_LEN,
-			   len, &err);
-	if (err) {
-		log_err("small block store: %s", err);
-		leveldb_free(err);
-		return -EIO;
-	}
-	return *val != NULL;
+	return (len + SLOT_ALIGN - 1) & ~(SLOT_ALIGN - 1);
 }
 
-static void local_path(const struct bs_hash *h,
-		       char *out, size_t cap)
+static int db_error(const char *what, char *err)
+{
+	int ret = strstr(err, "No space") ? -ENOSPC : -EIO;
+
+	log_err("block store index: %s: %s", what, err);
+	leveldb_free(err);
+	return ret;
+}
+
+/* ---- the index ---- */
+
+static void idx_key(const struct bs_hash *h, char key[IDX_KEY_LEN])
+{
+	key[0] = 'p';
+	memcpy(key + 1, h->b, BS_HASH_LEN);
+}
+
+static int idx_decode(const char *v, size_t n, struct loc *l)
+{
+	const unsigned char *u = (const unsigned char *)v;
+
+	if (n != IDX_VAL_LEN)
+		return -EIO;
+	l->pack = get_be64(u);
+	l->off = get_be64(u + 8);
+	l->len = get_be32(u + 16);
+	l->time_ns = get_be64(u + 20);
+	return 0;
+}
+
+/* 1 and *l, 0 if the index does not hold h, or -errno */
+static int idx_get(struct local_store *ls, const struct bs_hash *h, struct loc *l)
+{
+	char key[IDX_KEY_LEN], *err = NULL, *v;
+	size_t n;
+	int ret;
+
+	idx_key(h, key);
+	v = leveldb_get(ls->db, ls->ro, key, sizeof(key), &n, &err);
+	if (err)
+		return db_error("get", err);
+	if (!v)
+		return 0;
+	ret = idx_decode(v, n, l);
+	leveldb_free(v);
+	if (ret < 0)
+		log_err("block store index: a malformed entry (%zu bytes)", n);
+	return ret < 0 ? ret : 1;
+}
+
+static int idx_put(struct local_store *ls, const struct bs_hash *h, const struct loc *l)
+{
+	char key[IDX_KEY_LEN], *err = NULL;
+	unsigned char v[IDX_VAL_LEN];
+
+	idx_key(h, key);
+	put_be64(v, l->pack);
+	put_be64(v + 8, l->off);
+	put_be32(v + 16, l->len);
+	put_be64(v + 20, l->time_ns);
+	leveldb_put(ls->db, ls->wo, key, sizeof(key), (const char *)v, sizeof(v), &err);
+	return err ? db_error("put", err) : 0;
+}
+
+static int idx_del(struct local_store *ls, const struct bs_hash *h)
+{
+	char key[IDX_KEY_LEN], *err = NULL;
+
+	idx_key(h, key);
+	leveldb_delete(ls->db, ls->wo, key, sizeof(key), &err);
+	return err ? db_error("delete", err) : 0;
+}
+
+/* Call fn for each well-formed index entry, in key order, until it
+ * returns non-zero (which is returned). */
+static int idx_each(struct local_store *ls,
+		    int (*fn)(void *arg, const unsigned char *hash, const struct loc *l),
+		    void *arg)
+{
+	leveldb_iterator_t *it = leveldb_create_iterator(ls->db, ls->ro);
+	int ret = 0;
+
+	for (leveldb_iter_seek(it, "p", 1); ret == 0 && leveldb_iter_valid(it);
+	     leveldb_iter_next(it)) {
+		size_t kn, vn;
+		const char *k = leveldb_iter_key(it, &kn), *v;
+		struct loc l;
+
+		if (kn < 1 || k[0] != 'p')
+			break;
+		if (kn != IDX_KEY_LEN)
+			continue;	/* a small object whose hash starts with 'p' */
+		v = leveldb_iter_value(it, &vn);
+		if (idx_decode(v, vn, &l) == 0)
+			ret = fn(arg, (const unsigned char *)k + 1, &l);
+	}
+	leveldb_iter_destroy(it);
+	return ret;
+}
+
+/* ---- packs ---- */
+
+static void pack_name(uint64_t id, char out[17])
+{
+	snprintf(out, 17, "%016llx", (unsigned long long)id);
+}
+
+static struct pack **pack_slot(struct local_store *ls, uint64_t id)
+{
+	struct pack **pp = &ls->packs[id % PACK_BUCKETS];
+
+	while (*pp && (*pp)->id != id)
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+/* The table entry of pack id, added if missing; NULL without memory.
+ * pack_lock held. */
+static struct pack *pack_add_locked(struct local_store *ls, uint64_t id)
+{
+	struct pack **pp = pack_slot(ls, id), *p = *pp;
+
+	if (p)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->id = id;
+	p->fd = -1;
+	*pp = p;
+	return p;
+}
+
+/* Close the least recently used unreferenced descriptor. pack_lock held. */
+static void pack_close_lru_locked(struct local_store *ls)
+{
+	struct pack *victim = NULL;
+
+	for (int b = 0; b < PACK_BUCKETS; b++)
+		for (struct pack *p = ls->packs[b]; p; p = p->hnext)
+			if (p->fd >= 0 && p->refs == 0 && p != ls->active &&
+			    (!victim || p->used < victim->used))
+				victim = p;
+	if (victim) {
+		close(victim->fd);
+		victim->fd = -1;
+		ls->nfds--;
+	}
+}
+
+/* Open p's descriptor if needed and take a reference. pack_lock held. */
+static int pack_ref_locked(struct local_store *ls, struct pack *p, int create)
+{
+	if (p->fd < 0) {
+		char name[17];
+		int fd;
+
+		if (ls->nfds >= PACK_FDS)
+			pack_close_lru_locked(ls);
+		pack_name(p->id, name);
+		fd = openat(ls->packfd, name, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+		if (fd < 0)
+			return -errno;
+		p->fd = fd;
+		ls->nfds++;
+	}
+	p->refs++;
+	p->used = ++ls->tick;
+	return 0;
+}
+
+static void pack_free(struct pack *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p);
+}
+
+/* Unlink a pack that holds nothing. pack_lock held; p is not active. */
+static void pack_drop_locked(struct local_store *ls, struct pack *p)
+{
+	char name[17];
+
+	pack_name(p->id, name);
+	if (unlinkat(ls->packfd, name, 0) < 0 && errno != ENOENT)
+		log_err("block store: cannot remove the empty pack %s: %s", name,
+			strerror(errno));
+	*pack_slot(ls, p->id) = p->hnext;
+	if (p->fd >= 0)
+		ls->nfds--;
+	if (p->refs) {
+		p->dead = 1;	/* the last unref frees it */
+		return;
+	}
+	pack_free(p);
+}
+
+static void pack_unref(struct local_store *ls, struct pack *p)
+{
+	pthread_mutex_lock(&ls->pack_lock);
+	if (--p->refs == 0 && p->dead) {
+		pack_free(p);
+	} else if (p->refs == 0 && p->live == 0 && p != ls->active && !p->dead) {
+		pack_drop_locked(ls, p);	/* emptied while it was in use */
+	}
+	pthread_mutex_unlock(&ls->pack_lock);
+}
+
+/* A referenced pack that holds l, or -ENOENT if it is gone. */
+static int pack_get(struct local_store *ls, uint64_t id, struct pack **out)
+{
+	struct pack *p;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&ls->pack_lock);
+	p = *pack_slot(ls, id);
+	if (p)
+		ret = pack_ref_locked(ls, p, 0);
+	pthread_mutex_unlock(&ls->pack_lock);
+	if (ret == -ENOENT)
+		log_err("block store: pack %016llx is missing", (unsigned long long)id);
+	*out = ret == 0 ? p : NULL;
+	return ret;
+}
+
+/* Reserve a slot of n bytes in the active pack (a new one when it is
+ * full) and return the pack referenced. */
+static int pack_reserve(struct local_store *ls, uint64_t n, struct pack **out,
+			uint64_t *off)
+{
+	struct pack *p;
+	int ret;
+
+	pthread_mutex_lock(&ls->pack_lock);
+	p = ls->active;
+	if (!p || (p->end > 0 && p->end + n > PACK_MAX)) {
+		struct pack *old = p;
+
+		p = pack_add_locked(ls, ls->next_id);
+		if (!p) {
+			pthread_mutex_unlock(&ls->pack_lock);
+			return -ENOMEM;
+		}
+		ret = pack_ref_locked(ls, p, 1);
+		if (ret < 0) {
+			*pack_slot(ls, p->id) = p->hnext;
+			free(p);
+			pthread_mutex_unlock(&ls->pack_lock);
+			return ret;
+		}
+		p->refs--;
+		ls->next_id++;
+		ls->active = p;
+		ls->dir_dirty = 1;
+		if (old && old->live == 0 && old->refs == 0)
+			pack_drop_locked(ls, old);
+	}
+	ret = pack_ref_locked(ls, p, 0);
+	if (ret == 0) {
+		*off = p->end;
+		p->end += n;
+		*out = p;
+	}
+	pthread_mutex_unlock(&ls->pack_lock);
+	return ret;
+}
+
+/* Give the space of [off, off + n) back to the filesystem. */
+static void punch(struct local_store *ls, struct pack *p, uint64_t off, uint64_t n)
+{
+	if (n == 0 || fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				(off_t)off, (off_t)n) == 0)
+		return;
+	pthread_mutex_lock(&ls->pack_lock);
+	if (!ls->no_punch) {
+		ls->no_punch = 1;
+		log_warn("block store: cannot punch holes in packs under %s (%s): "
+			 "the space of deleted blocks comes back only when a whole "
+			 "pack is empty", ls->dir, strerror(errno));
+	}
+	pthread_mutex_unlock(&ls->pack_lock);
+}
+
+static pthread_mutex_t *stripe_of(struct local_store *ls, const struct bs_hash *h)
+{
+	return &ls->stripe[h->b[0] % STRIPES];
+}
+
+/* ---- objects of earlier versions: one file each ---- */
+
+static void file_path(const struct bs_hash *h, char *out, size_t cap)
 {
 	char hex[BS_HEX_LEN + 1];
 
@@ -85,114 +427,145 @@ static void local_path(const struct bs_hash *h,
 	snprintf(out, cap, "%.2s/%s", hex, hex);
 }
 
-static int use_direct(struct local_store *ls, const void *data, size_t len)
+/* 1 (and the size), 0 if absent, or -errno */
+static int file_has(struct local_store *ls, const struct bs_hash *h, uint64_t *size)
 {
-	return len >= LOCAL_DIRECT_MIN && !atomic_load(&ls->no_direct) &&
-	       ((uintptr_t)data & (LOCAL_DIRECT_ALIGN - 1)) == 0;
+	char path[80];
+	struct stat st;
+
+	if (!ls->legacy)
+		return 0;
+	file_path(h, path, sizeof(path));
+	if (fstatat(ls->dirfd, path, &st, 0) == 0) {
+		if (size)
+			*size = (uint64_t)st.st_size;
+		return 1;
+	}
+	return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
 }
 
-/* Create the temporary file, with O_DIRECT when the write will use it. */
-static int open_tmp(struct local_store *ls, const char *tmp, const void *data,
-		    size_t len)
+static int file_get(struct local_store *ls, const struct bs_hash *h, void **data,
+		    size_t *len)
 {
-	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fd;
+	char path[80];
+	struct stat st;
+	void *buf;
+	int fd, ret;
 
-	if (use_direct(ls, data, len)) {
-		fd = openat(ls->dirfd, tmp, flags | O_DIRECT, 0600);
-		if (fd >= 0)
-			return fd;
-		if (errno != EINVAL)
-			return -errno;
-		atomic_store(&ls->no_direct, 1);	/* tmpfs and friends */
-		log_debug("block store: O_DIRECT unsupported here; buffered writes");
+	if (!ls->legacy)
+		return -ENOENT;
+	file_path(h, path, sizeof(path));
+	fd = openat(ls->dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOTDIR ? -ENOENT : -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
 	}
-	fd = openat(ls->dirfd, tmp, flags, 0600);
-	return fd < 0 ? -errno : fd;
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	ret = buf ? pread_all(fd, buf, (size_t)st.st_size, 0) : -ENOMEM;
+	close(fd);
+	if (ret < 0) {
+		free(buf);
+		return ret;
+	}
+	*data = buf;
+	*len = (size_t)st.st_size;
+	return 0;
 }
 
-/*
- * Write one object. A large object goes to the disk directly from the
- * caller's (aligned) buffer: no copy into the page cache, and nothing left
- * for the next sync to write but its last partial 4 KiB, which is written
- * through the page cache after clearing O_DIRECT. Others are buffered, and
- * large buffered ones start their writeback at once (sync_file_range), so
- * a later sync finds little left to do.
- */
-static int write_object(struct local_store *ls, int fd, const void *data, size_t len)
-{
-	int fl = fcntl(fd, F_GETFL);
-	size_t head;
-	int ret;
+/* ---- the backend ---- */
 
-	if (fl < 0 || !(fl & O_DIRECT)) {
-		ret = write_all(fd, data, len);
-		if (ret == 0 && len >= LOCAL_EARLY_WRITEBACK)
-			sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		return ret;
-	}
-	head = len & ~(size_t)(LOCAL_DIRECT_ALIGN - 1);
-	ret = write_all(fd, data, head);
-	if (ret == -EINVAL) {	/* the device wants more alignment */
-		atomic_store(&ls->no_direct, 1);
-		if (fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0)
-			return -errno;
-		return pwrite_all(fd, data, len, 0);
-	}
-	if (ret < 0 || head == len)
-		return ret;
-	if (fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0)
-		return -errno;
-	return pwrite_all(fd, (const char *)data + head, len - head, head);
+/* 1 and the value, 0 if absent, -errno on a LevelDB error */
+static int small_get(struct local_store *ls, const struct bs_hash *h,
+		     char **val, size_t *len)
+{
+	char *err = NULL;
+
+	*val = NULL;
+	if (!ls->small_max)
+		return 0;
+	*val = leveldb_get(ls->db, ls->ro, (const char *)h->b, BS_HASH_LEN, len, &err);
+	if (err)
+		return db_error("get", err);
+	return *val != NULL;
 }
 
 static int local_put(void *ctx, const struct bs_hash *h, const void *data, size_t len)
 {
 	struct local_store *ls = ctx;
-	char tmp[64], path[80];
-	unsigned long seq = atomic_fetch_add(&ls->seq, 1);
-	int fd, ret;
+	pthread_mutex_t *sl = stripe_of(ls, h);
+	struct loc l;
+	struct pack *p = NULL;
+	int ret;
 
-	if (ls->small && len <= ls->small_max) {
+	if (len <= ls->small_max) {
 		char *err = NULL;
 
-		leveldb_put(ls->small, ls->swo, (const char *)h->b, BS_HASH_LEN,
-			    data, len, &err);
-		if (err) {
-			ret = strstr(err, "No space") ? -ENOSPC : -EIO;
-			log_err("small block store: %s", err);
-			leveldb_free(err);
-			return ret;
-		}
-		return 0;
+		leveldb_put(ls->db, ls->wo, (const char *)h->b, BS_HASH_LEN, data, len, &err);
+		return err ? db_error("put", err) : 0;
 	}
-	/* the temporary name is in the object's own directory: a rename within
-	 * one directory takes no filesystem-wide rename lock */
-	local_path(h, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%.2s/" LOCAL_TMP_PREFIX "%d.%lu", path,
-		 (int)getpid(), seq);
-	fd = open_tmp(ls, tmp, data, len);
-	if (fd < 0)
-		return fd;
-	ret = write_object(ls, fd, data, len);
-	if (close(fd) < 0 && ret == 0)
-		ret = -errno;
-	if (ret == 0 && renameat(ls->dirfd, tmp, ls->dirfd, path) < 0)
-		ret = -errno;
+	if (len > UINT32_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(sl);
+	ret = idx_get(ls, h, &l);
+	if (ret != 0)
+		goto out;	/* stored already (1 becomes 0 below), or an error */
+	ret = pack_reserve(ls, slot_len(len), &p, &l.off);
 	if (ret < 0)
-		unlinkat(ls->dirfd, tmp, 0);
-	return ret;
+		goto out;
+	ret = pwrite_all(p->fd, data, len, l.off);
+	if (ret == 0 && len >= LOCAL_EARLY_WRITEBACK)
+		sync_file_range(p->fd, (off_t)l.off, (off_t)slot_len(len),
+				SYNC_FILE_RANGE_WRITE);
+	if (ret == 0) {
+		struct timespec ts = now_ts();
+
+		l.pack = p->id;
+		l.len = (uint32_t)len;
+		l.time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		ret = idx_put(ls, h, &l);
+	}
+	if (ret < 0) {
+		punch(ls, p, l.off, slot_len(len));	/* what a short write left */
+	} else {
+		pthread_mutex_lock(&ls->pack_lock);
+		p->live++;
+		p->dirty = 1;
+		pthread_mutex_unlock(&ls->pack_lock);
+	}
+	pack_unref(ls, p);
+out:
+	pthread_mutex_unlock(sl);
+	return ret < 0 ? ret : 0;
 }
 
 static int local_get(void *ctx, const struct bs_hash *h, void **data, size_t *len)
 {
 	struct local_store *ls = ctx;
-	char path[80];
-	struct stat st;
-	unsigned char *buf;
-	size_t got = 0;
+	struct pack *p;
+	struct loc l;
 	char *sval;
-	int fd, ret = 0;
+	void *buf;
+	int ret = idx_get(ls, h, &l);
 
+	if (ret == 1) {
+		if ((ret = pack_get(ls, l.pack, &p)) < 0)
+			return ret == -ENOENT ? -EIO : ret;
+		buf = malloc(l.len ? l.len : 1);
+		ret = buf ? pread_all(p->fd, buf, l.len, l.off) : -ENOMEM;
+		pack_unref(ls, p);
+		if (ret < 0) {
+			free(buf);
+			return ret;
+		}
+		*data = buf;
+		*len = l.len;
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
 	ret = small_get(ls, h, &sval, len);
 	if (ret != 0) {
 		if (ret < 0)
@@ -204,121 +577,156 @@ static int local_get(void *ctx, const struct bs_hash *h, void **data, size_t *le
 		*data = buf;
 		return buf ? 0 : -ENOMEM;
 	}
-	local_path(h, path, sizeof(path));
-	fd = openat(ls->dirfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			ret = r < 0 ? -errno : -EIO;
-			free(buf);
-			goto out;
-		}
-		got += (size_t)r;
-	}
-	*data = buf;
-	*len = got;
-out:
-	close(fd);
-	return ret;
+	return file_get(ls, h, data, len);
 }
 
 static int local_has(void *ctx, const struct bs_hash *h, uint64_t *size)
 {
 	struct local_store *ls = ctx;
-	char path[80], *sval;
-	struct stat st;
+	struct loc l;
+	char *sval;
 	size_t slen;
-	int ret = small_get(ls, h, &sval, &slen);
+	int ret = idx_get(ls, h, &l);
 
+	if (ret == 1 && size)
+		*size = l.len;
+	if (ret != 0)
+		return ret;
+	ret = small_get(ls, h, &sval, &slen);
 	if (ret != 0) {
 		leveldb_free(sval);
 		if (ret > 0 && size)
 			*size = slen;
 		return ret;
 	}
-	local_path(h, path, sizeof(path));
-	if (fstatat(ls->dirfd, path, &st, 0) == 0) {
-		if (size)
-			*size = (uint64_t)st.st_size;
-		return 1;
-	}
-	return errno == ENOENT ? 0 : -errno;
+	return file_has(ls, h, size);
 }
 
 static int local_del(void *ctx, const struct bs_hash *h)
 {
 	struct local_store *ls = ctx;
-	char path[80];
+	pthread_mutex_t *sl = stripe_of(ls, h);
+	char path[80], *err = NULL;
+	struct pack *p;
+	struct loc l;
+	int ret;
 
-	if (ls->small) {
-		char *err = NULL;
-
-		leveldb_delete(ls->small, ls->swo, (const char *)h->b, BS_HASH_LEN, &err);
-		if (err) {
-			log_err("small block store: %s", err);
-			leveldb_free(err);
-			return -EIO;
+	pthread_mutex_lock(sl);
+	ret = idx_get(ls, h, &l);
+	if (ret == 1 && (ret = idx_del(ls, h)) == 0) {
+		if (pack_get(ls, l.pack, &p) == 0) {
+			punch(ls, p, l.off, slot_len(l.len));
+			pthread_mutex_lock(&ls->pack_lock);
+			p->live--;
+			pthread_mutex_unlock(&ls->pack_lock);
+			pack_unref(ls, p);	/* drops the pack if that was its last */
 		}
 	}
-	local_path(h, path, sizeof(path));
-	if (unlinkat(ls->dirfd, path, 0) < 0 && errno != ENOENT)
+	pthread_mutex_unlock(sl);
+	if (ret < 0)
+		return ret;
+	if (ls->small_max) {
+		leveldb_delete(ls->db, ls->wo, (const char *)h->b, BS_HASH_LEN, &err);
+		if (err)
+			return db_error("delete", err);
+	}
+	if (!ls->legacy)
+		return 0;
+	file_path(h, path, sizeof(path));
+	if (unlinkat(ls->dirfd, path, 0) < 0 && errno != ENOENT && errno != ENOTDIR)
 		return -errno;
 	return 0;
 }
 
+/*
+ * Make every put so far durable: fdatasync the packs written since the
+ * last sync, fsync the packs directory if a pack was created, then one
+ * synced write to the index, which makes its log (entries and small
+ * objects) durable. Only lakefs's own files are flushed: a syncfs() would
+ * also wait for every other dirty file of the host filesystem, and a
+ * process in it cannot even be killed.
+ */
 static int local_sync(void *ctx)
 {
 	struct local_store *ls = ctx;
+	struct pack **list = NULL;
+	size_t n = 0, cap = 0;
+	int dir_dirty, ret = 0;
+	char *err = NULL;
 
-	return syncfs(ls->dirfd) < 0 ? -errno : 0;
-}
-
-static int local_scan(void *ctx, uint64_t before_ns,
-		      void (*fn)(void *arg, const struct bs_hash *h), void *arg)
-{
-	struct local_store *ls = ctx;
-
-	if (ls->small) {
-		/* collect first: fn may delete what the iterator walks */
-		leveldb_iterator_t *it = leveldb_create_iterator(ls->small, ls->sro);
-		struct bs_hash *hs = NULL;
-		size_t n = 0, cap = 0;
-
-		for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it);
-		     leveldb_iter_next(it)) {
-			size_t kn;
-			const char *k = leveldb_iter_key(it, &kn);
-
-			if (kn != BS_HASH_LEN)
+	pthread_mutex_lock(&ls->pack_lock);
+	for (int b = 0; b < PACK_BUCKETS; b++)
+		for (struct pack *p = ls->packs[b]; p; p = p->hnext) {
+			if (!p->dirty)
 				continue;
 			if (n == cap) {
-				struct bs_hash *nh = realloc(hs, (cap = cap ? 2 * cap : 64) * sizeof(*nh));
+				struct pack **nl = realloc(list, (cap = cap ? 2 * cap : 8) * sizeof(*nl));
 
-				if (!nh)
-					break;
-				hs = nh;
+				if (!nl) {
+					ret = -ENOMEM;
+					goto unlock;
+				}
+				list = nl;
 			}
-			memcpy(hs[n++].b, k, BS_HASH_LEN);
+			if (pack_ref_locked(ls, p, 0) < 0) {
+				ret = -EIO;
+				goto unlock;
+			}
+			p->dirty = 0;
+			list[n++] = p;
 		}
-		leveldb_iter_destroy(it);
-		for (size_t i = 0; i < n; i++)
-			fn(arg, &hs[i]);
-		free(hs);
+unlock:
+	dir_dirty = ls->dir_dirty;
+	ls->dir_dirty = 0;
+	pthread_mutex_unlock(&ls->pack_lock);
+	for (size_t i = 0; i < n; i++) {
+		if (ret == 0 && fdatasync(list[i]->fd) < 0)
+			ret = -errno;
+		if (ret < 0) {	/* not known to be durable: the next sync retries */
+			pthread_mutex_lock(&ls->pack_lock);
+			list[i]->dirty = 1;
+			pthread_mutex_unlock(&ls->pack_lock);
+		}
+		pack_unref(ls, list[i]);
 	}
+	free(list);
+	if (ret == 0 && dir_dirty && fsync(ls->packfd) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		if (dir_dirty) {
+			pthread_mutex_lock(&ls->pack_lock);
+			ls->dir_dirty = 1;
+			pthread_mutex_unlock(&ls->pack_lock);
+		}
+		return ret;
+	}
+	leveldb_put(ls->db, ls->swo, "sync", 4, "", 0, &err);
+	return err ? db_error("sync", err) : 0;
+}
+
+struct hash_list {
+	struct bs_hash *h;
+	size_t n, cap;
+};
+
+static void list_add(struct hash_list *l, const unsigned char *b)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct bs_hash *nh = realloc(l->h, cap * sizeof(*nh));
+
+		if (!nh)
+			return;
+		l->h = nh;
+		l->cap = cap;
+	}
+	memcpy(l->h[l->n++].b, b, BS_HASH_LEN);
+}
+
+/* Objects of earlier versions, one file each: those older than before_ns,
+ * and the litter of a put cut short by a crash is removed. */
+static void scan_files(struct local_store *ls, uint64_t before_ns, struct hash_list *out)
+{
 	for (int i = 0; i < 256; i++) {
 		char sub[3];
 		int fd;
@@ -341,10 +749,6 @@ static int local_scan(void *ctx, uint64_t before_ns,
 			int is_tmp = strncmp(de->d_name, LOCAL_TMP_PREFIX,
 					     strlen(LOCAL_TMP_PREFIX)) == 0;
 
-			/* our own temporary names may be puts in progress */
-			if (is_tmp && atoi(de->d_name + strlen(LOCAL_TMP_PREFIX)) == (int)getpid())
-				continue;
-
 			if (!is_tmp && (strlen(de->d_name) != BS_HEX_LEN ||
 					hex_decode(de->d_name, h.b, BS_HASH_LEN) < 0))
 				continue;
@@ -352,43 +756,137 @@ static int local_scan(void *ctx, uint64_t before_ns,
 				continue;
 			mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
 			     (uint64_t)st.st_mtim.tv_nsec;
-			if (is_tmp)	/* litter of a put cut short by a crash */
+			if (is_tmp)
 				unlinkat(fd, de->d_name, 0);
 			else if (mt < before_ns)
-				fn(arg, &h);
+				list_add(out, h.b);
 		}
 		closedir(d);
 	}
+}
+
+struct scan_state {
+	struct hash_list l;
+	uint64_t before_ns;
+};
+
+static int scan_one(void *arg, const unsigned char *hash, const struct loc *l)
+{
+	struct scan_state *ss = arg;
+
+	if (l->time_ns < ss->before_ns)
+		list_add(&ss->l, hash);
+	return 0;
+}
+
+static int local_scan(void *ctx, uint64_t before_ns,
+		      void (*fn)(void *arg, const struct bs_hash *h), void *arg)
+{
+	struct local_store *ls = ctx;
+	struct scan_state ss = { { 0 }, before_ns };
+	struct hash_list l;
+
+	/* collect first: fn may delete what the iterators walk */
+	if (ls->small_max) {
+		leveldb_iterator_t *it = leveldb_create_iterator(ls->db, ls->ro);
+
+		for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it);
+		     leveldb_iter_next(it)) {
+			size_t kn;
+			const char *k = leveldb_iter_key(it, &kn);
+
+			if (kn == BS_HASH_LEN)
+				list_add(&ss.l, (const unsigned char *)k);
+		}
+		leveldb_iter_destroy(it);
+	}
+	idx_each(ls, scan_one, &ss);
+	l = ss.l;
+	if (ls->legacy)
+		scan_files(ls, before_ns, &l);
+	for (size_t i = 0; i < l.n; i++)
+		fn(arg, &l.h[i]);
+	free(l.h);
 	return 0;
 }
 
 static void local_advise(void *ctx, const struct bs_hash *h)
 {
 	struct local_store *ls = ctx;
-	char path[80];
-	int fd;
+	struct pack *p;
+	struct loc l;
 
-	local_path(h, path, sizeof(path));
-	fd = openat(ls->dirfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (idx_get(ls, h, &l) != 1 || pack_get(ls, l.pack, &p) < 0)
 		return;
-	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-	close(fd);
+	posix_fadvise(p->fd, (off_t)l.off, (off_t)l.len, POSIX_FADV_WILLNEED);
+	pack_unref(ls, p);
+}
+
+static int local_locate(void *ctx, const struct bs_hash *h, char **path,
+			uint64_t *off, uint64_t *len)
+{
+	struct local_store *ls = ctx;
+	char name[17], buf[4200];
+	struct loc l;
+	uint64_t size;
+	int ret = idx_get(ls, h, &l);
+
+	if (ret == 1) {
+		pack_name(l.pack, name);
+		snprintf(buf, sizeof(buf), "%s/packs/%s", ls->dir, name);
+		*off = l.off;
+		*len = l.len;
+	} else if (ret == 0 && (ret = file_has(ls, h, &size)) == 1) {
+		char rel[80];
+
+		file_path(h, rel, sizeof(rel));
+		snprintf(buf, sizeof(buf), "%s/%s", ls->dir, rel);
+		*off = 0;
+		*len = size;
+	} else {
+		return ret < 0 ? ret : -ENOENT;	/* absent, or a small object */
+	}
+	*path = strdup(buf);
+	return *path ? 0 : -ENOMEM;
 }
 
 static void local_free(void *ctx)
 {
 	struct local_store *ls = ctx;
 
-	if (ls->small)
-		leveldb_close(ls->small);
-	if (ls->sopts)
-		leveldb_options_destroy(ls->sopts);
-	if (ls->sro)
-		leveldb_readoptions_destroy(ls->sro);
+	for (int b = 0; b < PACK_BUCKETS; b++) {
+		struct pack *p = ls->packs[b];
+
+		while (p) {
+			struct pack *next = p->hnext;
+
+			if (p->live == 0) {	/* the active pack, if it kept nothing */
+				char name[17];
+
+				pack_name(p->id, name);
+				unlinkat(ls->packfd, name, 0);
+			}
+			pack_free(p);
+			p = next;
+		}
+	}
+	if (ls->db)
+		leveldb_close(ls->db);
+	if (ls->dbopts)
+		leveldb_options_destroy(ls->dbopts);
+	if (ls->ro)
+		leveldb_readoptions_destroy(ls->ro);
+	if (ls->wo)
+		leveldb_writeoptions_destroy(ls->wo);
 	if (ls->swo)
 		leveldb_writeoptions_destroy(ls->swo);
-	close(ls->dirfd);
+	for (int i = 0; i < STRIPES; i++)
+		pthread_mutex_destroy(&ls->stripe[i]);
+	pthread_mutex_destroy(&ls->pack_lock);
+	if (ls->packfd >= 0)
+		close(ls->packfd);
+	if (ls->dirfd >= 0)
+		close(ls->dirfd);
 	free(ls->dir);
 	free(ls);
 }
@@ -402,8 +900,146 @@ static const struct bs_backend_ops local_ops = {
 	.sync = local_sync,
 	.advise = local_advise,
 	.scan = local_scan,
+	.locate = local_locate,
 	.free = local_free,
 };
+
+/* ---- open ---- */
+
+struct span {
+	uint64_t off, end;
+};
+
+static int span_cmp(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Give a pack of an earlier mount its exact shape: punch what lies between
+ * the objects the index names, cut what lies past the last. */
+static void pack_trim(struct local_store *ls, struct pack *p, struct span *s, size_t n)
+{
+	uint64_t at = 0;
+
+	if (pack_ref_locked(ls, p, 0) < 0)
+		return;
+	qsort(s, n, sizeof(*s), span_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].off > at)
+			punch(ls, p, at, s[i].off - at);
+		if (s[i].end > at)
+			at = s[i].end;
+	}
+	if (ftruncate(p->fd, (off_t)at) < 0)
+		log_debug("block store: cannot trim pack %016llx: %s",
+			  (unsigned long long)p->id, strerror(errno));
+	p->refs--;
+}
+
+struct load_state {
+	struct local_store *ls;
+	uint64_t newest[2];	/* the two highest pack ids, UINT64_MAX: none */
+	struct span *sp[2];	/* the objects of each */
+	size_t n[2], cap[2];
+};
+
+static int load_count(void *arg, const unsigned char *hash, const struct loc *l)
+{
+	struct load_state *st = arg;
+	struct pack *p = pack_add_locked(st->ls, l->pack);
+
+	(void)hash;
+	if (!p)
+		return -ENOMEM;
+	p->live++;
+	if (l->pack >= st->ls->next_id)
+		st->ls->next_id = l->pack + 1;
+	if (st->newest[0] == UINT64_MAX || l->pack > st->newest[0]) {
+		if (st->newest[0] != UINT64_MAX)
+			st->newest[1] = st->newest[0];
+		st->newest[0] = l->pack;
+	} else if (l->pack != st->newest[0] &&
+		   (st->newest[1] == UINT64_MAX || l->pack > st->newest[1])) {
+		st->newest[1] = l->pack;
+	}
+	return 0;
+}
+
+static int load_spans(void *arg, const unsigned char *hash, const struct loc *l)
+{
+	struct load_state *st = arg;
+
+	(void)hash;
+	for (int j = 0; j < 2; j++) {
+		if (l->pack != st->newest[j])
+			continue;
+		if (st->n[j] == st->cap[j]) {
+			size_t cap = st->cap[j] ? 2 * st->cap[j] : 256;
+			struct span *ns = realloc(st->sp[j], cap * sizeof(*ns));
+
+			if (!ns)
+				return -ENOMEM;
+			st->sp[j] = ns;
+			st->cap[j] = cap;
+		}
+		st->sp[j][st->n[j]].off = l->off;
+		st->sp[j][st->n[j]++].end = l->off + l->len;
+	}
+	return 0;
+}
+
+/* Build the pack table from the index and the packs directory. */
+static int load_packs(struct local_store *ls)
+{
+	struct load_state st = { ls, { UINT64_MAX, UINT64_MAX }, { NULL, NULL },
+				 { 0, 0 }, { 0, 0 } };
+	DIR *d;
+	struct dirent *de;
+	int fd, ret;
+
+	/* live counts and the two newest packs, then the objects of those */
+	ret = idx_each(ls, load_count, &st);
+	if (ret == 0)
+		ret = idx_each(ls, load_spans, &st);
+	if (ret < 0)
+		goto out;
+	/* packs no entry names: empty, or left by a crash before their first
+	 * entry; ids past every entry still count, so that none is reused */
+	fd = dup(ls->packfd);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		unsigned char raw[8];
+		uint64_t id;
+
+		if (strlen(de->d_name) != 16 || hex_decode(de->d_name, raw, 8) < 0)
+			continue;
+		id = get_be64(raw);
+		if (id >= ls->next_id)
+			ls->next_id = id + 1;
+		if (!*pack_slot(ls, id) && unlinkat(ls->packfd, de->d_name, 0) < 0)
+			log_err("block store: cannot remove the empty pack %s: %s",
+				de->d_name, strerror(errno));
+	}
+	closedir(d);
+	for (int j = 0; j < 2; j++) {
+		struct pack *p = st.newest[j] == UINT64_MAX ? NULL : *pack_slot(ls, st.newest[j]);
+
+		if (p)
+			pack_trim(ls, p, st.sp[j], st.n[j]);
+	}
+out:
+	free(st.sp[0]);
+	free(st.sp[1]);
+	return ret;
+}
 
 static void clear_tmp(int dirfd)
 {
@@ -428,70 +1064,68 @@ int bs_local_open(struct bs_backend *be, const char *dir, size_t small_max,
 		  char **errmsg)
 {
 	struct local_store *ls = calloc(1, sizeof(*ls));
-	char msg[512];
+	char msg[4400], path[4200], *err = NULL;
 	int ret;
 
 	if (!ls)
 		return -ENOMEM;
-	ret = mkdir_p(dir, 0700);
+	ls->dirfd = ls->packfd = -1;
+	pthread_mutex_init(&ls->pack_lock, NULL);
+	for (int i = 0; i < STRIPES; i++)
+		pthread_mutex_init(&ls->stripe[i], NULL);
+	ls->small_max = small_max;
+	ls->dir = strdup(dir);
+	snprintf(path, sizeof(path), "%s/packs", dir);
+	ret = ls->dir ? mkdir_p(path, 0700) : -ENOMEM;
 	if (ret < 0) {
 		snprintf(msg, sizeof(msg), "cannot create block directory %s: %s",
-			 dir, strerror(-ret));
+			 path, strerror(-ret));
 		goto fail;
 	}
 	ls->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (ls->dirfd < 0) {
+	ls->packfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ls->dirfd < 0 || ls->packfd < 0) {
 		ret = -errno;
 		snprintf(msg, sizeof(msg), "cannot open block directory %s: %s",
-			 dir, strerror(errno));
+			 ls->dirfd < 0 ? dir : path, strerror(errno));
 		goto fail;
 	}
-	for (int i = 0; i <= 256; i++) {
-		char sub[4];
-
-		if (i == 256)
-			snprintf(sub, sizeof(sub), "tmp");
-		else
-			snprintf(sub, sizeof(sub), "%02x", i);
-		if (mkdirat(ls->dirfd, sub, 0700) < 0 && errno != EEXIST) {
-			ret = -errno;
-			snprintf(msg, sizeof(msg), "cannot create %s/%s: %s",
-				 dir, sub, strerror(errno));
-			close(ls->dirfd);
-			goto fail;
-		}
-	}
 	clear_tmp(ls->dirfd);
-	if (small_max > 0) {
-		char path[4096], *err = NULL;
+	for (int i = 0; i < 256 && !ls->legacy; i++) {
+		char sub[3];
+		struct stat st;
 
-		ls->small_max = small_max;
-		ls->sopts = leveldb_options_create();
-		leveldb_options_set_create_if_missing(ls->sopts, 1);
-		leveldb_options_set_compression(ls->sopts, leveldb_no_compression);
-		leveldb_options_set_write_buffer_size(ls->sopts, 8 << 20);
-		ls->sro = leveldb_readoptions_create();
-		ls->swo = leveldb_writeoptions_create();
-		snprintf(path, sizeof(path), "%s/small", dir);
-		ls->small = leveldb_open(ls->sopts, path, &err);
-		if (err) {
-			snprintf(msg, sizeof(msg), "cannot open small block store %s: %s",
-				 path, err);
-			leveldb_free(err);
-			ret = -EIO;
-			ls->dir = NULL;
-			be->ctx = NULL;
-			local_free(ls);
-			ls = NULL;
-			goto fail;
-		}
+		snprintf(sub, sizeof(sub), "%02x", i);
+		ls->legacy = fstatat(ls->dirfd, sub, &st, 0) == 0 && S_ISDIR(st.st_mode);
 	}
-	ls->dir = strdup(dir);
+	ls->dbopts = leveldb_options_create();
+	leveldb_options_set_create_if_missing(ls->dbopts, 1);
+	leveldb_options_set_compression(ls->dbopts, leveldb_no_compression);
+	leveldb_options_set_write_buffer_size(ls->dbopts, 8 << 20);
+	ls->ro = leveldb_readoptions_create();
+	ls->wo = leveldb_writeoptions_create();
+	ls->swo = leveldb_writeoptions_create();
+	leveldb_writeoptions_set_sync(ls->swo, 1);
+	snprintf(path, sizeof(path), "%s/small", dir);
+	ls->db = leveldb_open(ls->dbopts, path, &err);
+	if (err) {
+		snprintf(msg, sizeof(msg), "cannot open the block index %s: %s", path, err);
+		leveldb_free(err);
+		ls->db = NULL;
+		ret = -EIO;
+		goto fail;
+	}
+	ret = load_packs(ls);
+	if (ret < 0) {
+		snprintf(msg, sizeof(msg), "cannot load the packs under %s: %s", dir,
+			 strerror(-ret));
+		goto fail;
+	}
 	be->ops = &local_ops;
 	be->ctx = ls;
 	return 0;
 fail:
-	free(ls);
+	local_free(ls);
 	if (errmsg)
 		*errmsg = strdup(msg);
 	return ret;

@@ -97,6 +97,24 @@ pid_alive() {
 	_st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
 	[ -n "$_st" ] && [ "$_st" != Z ] && [ "$_st" != X ]
 }
+# lfs_pack_bytes STATE: the bytes the block store's packs take on the host
+# disk. Blocks are appended to pack files STATE/blocks/packs/<16 hex>, each
+# in a 4 KiB aligned slot; deleting one punches a hole over its slot, so the
+# packs' *allocated* bytes (st_blocks x 512, not the apparent size) fall at
+# once, and a pack left with nothing is unlinked. Small blocks (<= 32 KiB
+# stored) live in the LevelDB STATE/blocks/small and do not count here.
+# Only regular files count (not the directory itself): 0 when there are none.
+lfs_pack_bytes() {
+	local n=0 b
+	for b in $(find "$1/blocks/packs" -type f -printf '%b\n' 2>/dev/null); do
+		n=$((n + b * 512))
+	done
+	echo "$n"
+}
+# lfs_pack_files STATE: how many pack files there are
+lfs_pack_files() {
+	find "$1/blocks/packs" -type f 2>/dev/null | wc -l
+}
 # lfs_daemon_pid MNT: pid of the live daemon serving MNT
 lfs_daemon_pid() {
 	for _p in $(pgrep -f "(lakefs-mount|mount\.fuse\.lakefs) .*$1( |\$)"); do

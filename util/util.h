@@ -38,6 +38,8 @@ int mkdir_p(const char *path, unsigned mode);
 /* write/read all bytes, retrying on EINTR and short counts; 0 or -errno. */
 int write_all(int fd, const void *buf, size_t n);
 int pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
+/* Read exactly n bytes at off: 0, -errno, or -EIO when the file ends first. */
+int pread_all(int fd, void *buf, size_t n, uint64_t off);
 
 /* The CLOCK_REALTIME time ns from now, for pthread_cond_timedwait(). */
 struct timespec realtime_after(uint64_t ns);

@@ -222,13 +222,10 @@ done
 
 # Blocks sealed for contents that the crashes cut off belong to no file;
 # they must not stay behind forever. Removing everything frees every block.
-# block files on disk: STATE/blocks/ab/<sha-256 hex> (small blocks live in
-# a LevelDB under STATE/blocks/small and are counted by status only)
-count_blocks() {
-	find "$STATE/blocks" -mindepth 2 -maxdepth 2 -type f -regextype posix-extended \
-		-regex '.*/[0-9a-f]{2}/[0-9a-f]{64}' | wc -l
-}
-echo "# before rm: status blocks $(status_num blocks), block files $(count_blocks)"
+# A deleted block's slot is punched out of its pack (lfs_pack_bytes falls at
+# once), a pack whose last block goes is unlinked, and at unmount so is an
+# active pack that holds nothing: nothing may be left.
+echo "# before rm: status blocks $(status_num blocks), pack files $(lfs_pack_files "$STATE"), pack bytes allocated $(lfs_pack_bytes "$STATE")"
 run_ok "remove every file" timeout 120 find "$D" -mindepth 1 -maxdepth 1 \
 	-exec rm -rf {} +
 echo "# right after rm: files/blocks/stored_bytes $(status_num files)/$(status_num blocks)/$(status_num stored_bytes)"
@@ -239,5 +236,7 @@ done
 is "$(status_num files)/$(status_num blocks)/$(status_num stored_bytes)" "0/0/0" \
 	"status after removing everything: files/blocks/stored_bytes"
 run_ok "final unmount" lfs_umount "$MNT"
-is "$(count_blocks)" 0 "no block files left under STATE/blocks after the crashes"
+echo "# after the final unmount: pack files $(lfs_pack_files "$STATE"), pack bytes allocated $(lfs_pack_bytes "$STATE")"
+is "$(lfs_pack_bytes "$STATE")" 0 "no pack bytes left allocated under STATE/blocks/packs after the crashes"
+is "$(lfs_pack_files "$STATE")" 0 "no pack file left under STATE/blocks/packs"
 done_testing

@@ -108,12 +108,91 @@ static struct blockstore *open_store(const char *dir, size_t block_size,
 	return bs;
 }
 
-static void obj_path(const char *dir, const struct bs_hash *h, char *out, size_t cap)
+/* The pack file and byte range that hold h's stored bytes; bails out if
+ * the store does not have it in a file. */
+static void obj_loc(struct blockstore *bs, const struct bs_hash *h, char *out,
+		    size_t cap, uint64_t *off, uint64_t *len)
 {
-	char hex[BS_HEX_LEN + 1];
+	char *path = NULL;
+	int r = bs_locate(bs, h, &path, off, len);
 
-	bs_hash_hex(h, hex);
-	snprintf(out, cap, "%s/%.2s/%s", dir, hex, hex);
+	if (r < 0)
+		bail_out("bs_locate: %s", strerror(-r));
+	snprintf(out, cap, "%s", path);
+	free(path);
+}
+
+static int obj_exists(struct blockstore *bs, const struct bs_hash *h)
+{
+	char *path = NULL;
+	uint64_t off, len;
+	int r = bs_locate(bs, h, &path, &off, &len);
+
+	free(path);
+	return r == 0;
+}
+
+/* The len stored bytes at off of path, malloc'ed. */
+static unsigned char *obj_read(const char *path, uint64_t off, uint64_t len)
+{
+	unsigned char *buf = malloc(len + 1);
+	int fd = open(path, O_RDONLY);
+
+	if (!buf || fd < 0 || pread(fd, buf, len, (off_t)off) != (ssize_t)len) {
+		free(buf);
+		buf = NULL;
+	}
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+/* Replace an object's slot in place: n bytes of data at off, then zeros up
+ * to len (the length the index records, which stays). */
+static int obj_write(const char *path, uint64_t off, const void *data, size_t n,
+		     uint64_t len)
+{
+	int fd = open(path, O_WRONLY);
+	int r = fd < 0 ? -errno : pwrite_all(fd, data, n, off);
+
+	for (uint64_t at = off + n; r == 0 && at < off + len; at++)
+		r = pwrite_all(fd, "", 1, at);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static void count_one(void *arg, const struct bs_hash *h)
+{
+	(void)h;
+	(*(int *)arg)++;
+}
+
+/* Objects in the store, as its own scan lists them. */
+static int count_objects(struct blockstore *bs)
+{
+	int n = 0;
+
+	if (bs_scan(bs, UINT64_MAX, count_one, &n) < 0)
+		return -1;
+	return n;
+}
+
+/* Regular files in DIR/packs. */
+static int count_packs(const char *dir)
+{
+	char sub[4200];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(sub, sizeof(sub), "%s/packs", dir);
+	d = opendir(sub);
+	while (d && (de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return d ? n : -1;
 }
 
 static unsigned char *read_file(const char *path, size_t *len)
@@ -155,28 +234,6 @@ static int exists(const char *path)
 	struct stat st;
 
 	return stat(path, &st) == 0;
-}
-
-/* Objects in a local store (names of 64 hex digits in the fan-out dirs). */
-static int count_objects(const char *dir)
-{
-	int n = 0;
-
-	for (int i = 0; i < 256; i++) {
-		char sub[4200];
-		DIR *d;
-		struct dirent *de;
-
-		snprintf(sub, sizeof(sub), "%s/%02x", dir, i);
-		d = opendir(sub);
-		if (!d)
-			continue;
-		while ((de = readdir(d)) != NULL)
-			if (strlen(de->d_name) == BS_HEX_LEN)
-				n++;
-		closedir(d);
-	}
-	return n;
 }
 
 static int set_mtime(const char *path, time_t t)
@@ -262,7 +319,7 @@ static void test_seal(const char *dir)
 	struct bs_hash h, h2, hr, he;
 	uint32_t stored = 0, stored2 = 0;
 	int created = -1, r;
-	size_t rawlen = 0;
+	uint64_t off = 0, len = 0, off2 = 0, len2 = 0;
 	struct stat st1, st2;
 
 	if (!text || !rnd)
@@ -283,21 +340,22 @@ static void test_seal(const char *dir)
 		is_mem(hh.b, 32, want, 32, "bs_hash_of agrees with OpenSSL");
 	}
 
-	obj_path(dir, &h, path, sizeof(path));
-	ok(exists(path), "the object lands at DIR/%.2s/<64 hex>", hex);
-	ok(stat(path, &st1) == 0 && st1.st_size == (off_t)stored,
-	   "stored size (%u) is the object's size on disk", stored);
+	obj_loc(bs, &h, path, sizeof(path), &off, &len);
+	ok(strncmp(path, dir, strlen(dir)) == 0 && strstr(path, "/packs/") && off == 0,
+	   "the object lands at the start of a pack under DIR/packs (%s)", path);
+	ok(len == stored && stat(path, &st1) == 0 && st1.st_size == (off_t)stored,
+	   "stored size (%u) is the object's length in the index and in the pack", stored);
 	ok(stored > 0 && stored < BS64K / 4,
 	   "compressible data is stored compressed (%u of %u bytes)", stored, BS64K);
-	raw = read_file(path, &rawlen);
-	ok(raw != NULL, "read the object file");
+	raw = obj_read(path, off, len);
+	ok(raw != NULL, "read the object's bytes from the pack");
 	if (raw) {
 		unsigned char *plain = malloc(BS64K);
 		size_t n;
 
-		is_int(ZSTD_getFrameContentSize(raw, rawlen), BS64K,
+		is_int(ZSTD_getFrameContentSize(raw, len), BS64K,
 		       "the object is a zstd frame that records the plaintext size");
-		n = ZSTD_decompress(plain, BS64K, raw, rawlen);
+		n = ZSTD_decompress(plain, BS64K, raw, len);
 		ok(!ZSTD_isError(n) && n == BS64K && memcmp(plain, text, BS64K) == 0,
 		   "ZSTD_decompress of the raw object gives back the plaintext");
 		free(plain);
@@ -305,24 +363,11 @@ static void test_seal(const char *dir)
 	} else {
 		skip(2, "no object");
 	}
-	is_int(count_objects(dir), 1, "one object in the store");
-	{
-		char tmpd[4200];
-		DIR *d;
-		struct dirent *de;
-		int litter = 0;
-
-		snprintf(tmpd, sizeof(tmpd), "%s/tmp", dir);
-		d = opendir(tmpd);
-		while (d && (de = readdir(d)) != NULL)
-			litter += de->d_name[0] != '.';
-		if (d)
-			closedir(d);
-		ok(d && litter == 0, "nothing is left in DIR/tmp after a put");
-	}
+	is_int(count_objects(bs), 1, "one object in the store");
+	is_int(count_packs(dir), 1, "in one pack file");
 
 	/* dedup: same bytes again, nothing rewritten */
-	ok(set_mtime(path, 1000000000) == 0, "age the object (mtime 2001)");
+	ok(set_mtime(path, 1000000000) == 0, "age the pack (mtime 2001)");
 	stat(path, &st1);
 	created = -1;
 	r = bs_seal(bs, text, BS64K, 0, &h2, &stored2, &created);
@@ -330,9 +375,11 @@ static void test_seal(const char *dir)
 	is_int(created, 0, "reports created 0 (dedup)");
 	is_mem(h2.b, 32, h.b, 32, "with the same hash");
 	is_int(stored2, stored, "and the stored size of the existing object");
-	ok(stat(path, &st2) == 0 && st2.st_ino == st1.st_ino &&
-	   st2.st_mtim.tv_sec == 1000000000, "the object was not rewritten (same inode, old mtime)");
-	is_int(count_objects(dir), 1, "still one object");
+	ok(stat(path, &st2) == 0 && st2.st_size == st1.st_size &&
+	   st2.st_mtim.tv_sec == 1000000000, "nothing was written (same pack size, old mtime)");
+	obj_loc(bs, &h, path, sizeof(path), &off2, &len2);
+	ok(off2 == off && len2 == len, "the index still places it where it was");
+	is_int(count_objects(bs), 1, "still one object");
 	bs_unpin(bs, &h);
 	bs_unpin(bs, &h);
 
@@ -344,18 +391,22 @@ static void test_seal(const char *dir)
 	ok(r == 0 && created == 1, "seal 64 KiB of random bytes");
 	sha256(rnd, BS64K, want);
 	is_mem(hr.b, 32, want, 32, "random block named by its SHA-256");
-	obj_path(dir, &hr, path, sizeof(path));
-	ok(stat(path, &st1) == 0 && st1.st_size == (off_t)stored,
-	   "incompressible block stored (%u bytes)", stored);
+	obj_loc(bs, &hr, path, sizeof(path), &off2, &len2);
+	ok(len2 == stored && off2 == 4096 * ((len + 4095) / 4096),
+	   "incompressible block stored (%u bytes) in the next 4 KiB-aligned slot "
+	   "(at %llu)", stored, (unsigned long long)off2);
 	bs_unpin(bs, &hr);
+	bs_close(bs);
 	{
 		/* a fresh store: read from disk, not from the copy sealing cached */
 		struct blockstore *bs2 = open_store(dir, BS64K, 64 * BS64K, 0);
 
 		is_int(get_check(bs2, &hr, rnd, BS64K), 0, "random block reads back from disk");
 		is_int(get_check(bs2, &h, text, BS64K), 0, "text block reads back from disk");
+		is_int(count_objects(bs2), 2, "a reopened store lists both objects");
 		bs_close(bs2);
 	}
+	bs = open_store(dir, BS64K, 64 * BS64K, 2);
 
 	r = bs_seal(bs, "", 0, 0, &he, &stored, &created);
 	ok(r == 0 && created == 1, "seal an empty block");
@@ -376,12 +427,12 @@ static void test_seal(const char *dir)
 
 	/* the block size limit */
 	{
-		int n = count_objects(dir);
+		int n = count_objects(bs);
 
 		fill_text(text, BS64K + 1, 99);
 		is_int(bs_seal(bs, text, BS64K + 1, 0, &h2, &stored, &created), -EINVAL,
 		       "sealing block_size + 1 bytes is -EINVAL");
-		is_int(count_objects(dir), n, "and stores nothing");
+		is_int(count_objects(bs), n, "and stores nothing");
 		r = bs_seal(bs, text, BS64K, 0, &h2, &stored, &created);
 		is_int(r, 0, "sealing exactly block_size bytes works");
 		if (r == 0)
@@ -397,9 +448,9 @@ static void test_seal(const char *dir)
 
 struct corrupt_case {
 	const char *what;
-	unsigned char *data;
+	unsigned char *data;	/* written over the slot, zeros after */
 	size_t len;
-	int remove;
+	int cut;		/* instead: the pack ends len bytes into the object */
 	const char *log;	/* expected in the log line */
 };
 
@@ -411,10 +462,11 @@ static void test_corruption(const char *dir)
 	size_t origlen = 0, cap = ZSTD_compressBound(BS64K + 1);
 	unsigned char *frame = malloc(cap), *bigframe = malloc(cap);
 	unsigned char *mutated = malloc(cap + 64);
-	size_t framelen, bigframelen;
+	size_t framelen = 0, bigframelen;
 	struct bs_hash h;
 	uint32_t stored;
 	int created, r;
+	uint64_t off, olen;
 	char path[4200], hex[BS_HEX_LEN + 1];
 
 	if (!text || !other || !big || !frame || !bigframe || !mutated)
@@ -423,17 +475,37 @@ static void test_corruption(const char *dir)
 	if (bs_seal(bs, text, BS64K, 0, &h, &stored, &created) < 0)
 		bail_out("seal failed");
 	bs_unpin(bs, &h);
-	bs_close(bs);
 	bs_hash_hex(&h, hex);
-	obj_path(dir, &h, path, sizeof(path));
-	orig = read_file(path, &origlen);
+	obj_loc(bs, &h, path, sizeof(path), &off, &olen);
+	bs_close(bs);
+	origlen = (size_t)olen;
+	orig = obj_read(path, off, olen);
 	if (!orig)
-		bail_out("cannot read %s", path);
+		bail_out("cannot read the object from %s", path);
 
-	/* a valid zstd frame of other content: same size, one byte differs */
+	/* a valid zstd frame of other content (one byte differs), made exactly
+	 * as long as the object (the index records the length): compressed
+	 * harder, then padded with a skippable frame, which zstd passes over */
 	memcpy(other, text, BS64K);
 	other[1000] ^= 0x20;
-	framelen = ZSTD_compress(frame, cap, other, BS64K, 3);
+	framelen = SIZE_MAX;
+	for (int lv = 1; lv <= 19 && framelen > origlen - 8; lv++) {
+		size_t n = ZSTD_compress(frame, cap, other, BS64K, lv);
+
+		framelen = ZSTD_isError(n) ? SIZE_MAX : n;
+	}
+	if (framelen > origlen - 8)
+		bail_out("the other frame (%zu bytes) does not fit in %zu", framelen, origlen);
+	{
+		uint32_t pad = (uint32_t)(origlen - framelen - 8);
+		unsigned char hdr[8] = { 0x50, 0x2a, 0x4d, 0x18, (unsigned char)pad,
+					 (unsigned char)(pad >> 8), (unsigned char)(pad >> 16),
+					 (unsigned char)(pad >> 24) };
+
+		memcpy(frame + framelen, hdr, 8);
+		memset(frame + framelen + 8, 0, pad);
+		framelen = origlen;
+	}
 	/* a valid frame of more than block_size bytes */
 	fill_text(big, BS64K + 1, 42);
 	bigframelen = ZSTD_compress(bigframe, cap, big, BS64K + 1, 3);
@@ -444,26 +516,24 @@ static void test_corruption(const char *dir)
 
 	{
 		unsigned char garbage[300];
-		unsigned char *appended = malloc(origlen + 8);
 		struct corrupt_case cases[] = {
 			{ "a byte flipped in the middle", mutated, origlen, 0, "corrupt" },
 			{ "a valid zstd frame of other content", frame, framelen, 0,
 			  "does not match its hash" },
-			{ "truncated to half", orig, origlen / 2, 0, "corrupt" },
-			{ "truncated by one byte", orig, origlen - 1, 0, "corrupt" },
-			{ "truncated to 0 bytes", orig, 0, 0, "corrupt" },
+			{ "zeroed from the middle", orig, origlen / 2, 0, "corrupt" },
+			{ "its last byte zeroed", orig, origlen - 1, 0, NULL },
+			{ "all zeros", orig, 0, 0, "corrupt" },
 			{ "not zstd at all", garbage, sizeof(garbage), 0, "corrupt" },
-			{ "a frame larger than block_size", bigframe, bigframelen, 0,
-			  "corrupt" },
-			{ "garbage after the frame", appended, origlen + 8, 0, NULL },
-			{ "missing", NULL, 0, 1, "cannot read block" },
+			{ "the start of a frame larger than block_size", bigframe,
+			  MIN(bigframelen, origlen), 0, "corrupt" },
+			{ "cut short by the end of the pack (half)", NULL, origlen / 2, 1,
+			  "cannot read block" },
+			{ "cut short by the end of the pack (one byte)", NULL, origlen - 1, 1,
+			  "cannot read block" },
+			{ "past the end of the pack", NULL, 0, 1, "cannot read block" },
 		};
 
 		fill_random(garbage, sizeof(garbage), 3);
-		if (!appended)
-			bail_out("out of memory");
-		memcpy(appended, orig, origlen);
-		memcpy(appended + origlen, "GARBAGE!", 8);
 		/* one store for all cases: a failed load must not be cached either */
 		fresh = open_store(dir, BS64K, 64 * BS64K, 0);
 		for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -471,10 +541,11 @@ static void test_corruption(const char *dir)
 			struct bs_buf *buf = NULL;
 			char *log;
 
-			if (c->remove)
-				unlink(path);
-			else if (write_file(path, c->data, c->len) < 0)
+			if (obj_write(path, off, orig, origlen, origlen) < 0)
 				bail_out("cannot write %s", path);
+			if (c->cut ? truncate(path, (off_t)(off + c->len)) < 0 :
+			    obj_write(path, off, c->data, c->len, origlen) < 0)
+				bail_out("cannot damage %s", path);
 			capture_begin();
 			r = bs_get(fresh, &h, &buf);
 			log = capture_end();
@@ -500,10 +571,9 @@ static void test_corruption(const char *dir)
 				diag("log: %s", log);
 			free(log);
 		}
-		free(appended);
 
 		/* the good object back: the same store now reads it */
-		write_file(path, orig, origlen);
+		obj_write(path, off, orig, origlen, origlen);
 		is_int(get_check(fresh, &h, text, BS64K), 0,
 		       "once repaired, the block reads back (failures are not cached)");
 		bs_close(fresh);
@@ -518,7 +588,7 @@ static void test_corruption(const char *dir)
 		for (size_t pos = 0; pos < origlen; pos++) {
 			memcpy(mutated, orig, origlen);
 			mutated[pos] ^= (unsigned char)(1u << (pos % 8));
-			write_file(path, mutated, origlen);
+			obj_write(path, off, mutated, origlen, origlen);
 			r = get_check(fresh, &h, text, BS64K);
 			if (r == 0) {
 				good++;
@@ -549,22 +619,22 @@ static void test_corruption(const char *dir)
 		struct bs_hash hr;
 		char rpath[4200];
 		unsigned char *robj;
-		size_t rlen = 0;
+		uint64_t roff, rlen = 0;
 		int eio = 0, wrong = 0;
 
 		fill_random(rnd, sizeof(rnd), 11);
 		bs = open_store(dir, BS64K, 64 * BS64K, 0);
 		bs_seal(bs, rnd, sizeof(rnd), 0, &hr, &stored, &created);
 		bs_unpin(bs, &hr);
+		obj_loc(bs, &hr, rpath, sizeof(rpath), &roff, &rlen);
 		bs_close(bs);
-		obj_path(dir, &hr, rpath, sizeof(rpath));
-		robj = read_file(rpath, &rlen);
+		robj = obj_read(rpath, roff, rlen);
 		fresh = open_store(dir, BS64K, 64 * BS64K, 0);
 		capture_begin();
 		for (size_t pos = 0; robj && pos < rlen; pos++) {
 			memcpy(mutated, robj, rlen);
 			mutated[pos] ^= 0x80;
-			write_file(rpath, mutated, rlen);
+			obj_write(rpath, roff, mutated, rlen, rlen);
 			r = get_check(fresh, &hr, rnd, sizeof(rnd));
 			if (r == 1)
 				wrong++;
@@ -578,7 +648,8 @@ static void test_corruption(const char *dir)
 		free(capture_end());
 		is_int(wrong, 0, "no flip of a raw (incompressible) object serves wrong bytes");
 		ok(robj && eio >= (int)rlen - 16,
-		   "flips of the stored raw bytes are -EIO (%d of %zu)", eio, rlen);
+		   "flips of the stored raw bytes are -EIO (%d of %llu)", eio,
+		   (unsigned long long)rlen);
 		free(robj);
 		bs_close(fresh);
 	}
@@ -591,7 +662,7 @@ static void test_corruption(const char *dir)
 		uint64_t bytes, hits, misses, m0;
 		char *log;
 
-		write_file(path, orig, origlen);
+		obj_write(path, off, orig, origlen, origlen);
 		bs = open_store(dir, BS64K, 64 * BS64K, 0);
 		for (int i = 0; i < 6; i++) {
 			fill_text(blk, BS64K, 500 + (uint64_t)i);
@@ -603,7 +674,7 @@ static void test_corruption(const char *dir)
 		is_int(get_check(bs, &h, text, BS64K), 0, "tiny cache: block read and cached");
 		memcpy(mutated, orig, origlen);
 		mutated[origlen / 2] ^= 0x01;
-		write_file(path, mutated, origlen);
+		obj_write(path, off, mutated, origlen, origlen);
 		is_int(get_check(bs, &h, text, BS64K), 0,
 		       "tiny cache: the cached (verified) copy still serves the right bytes");
 		bs_cache_stats(bs, &bytes, &hits, &m0);
@@ -624,7 +695,7 @@ static void test_corruption(const char *dir)
 		free(log);
 		bs_close(bs);
 	}
-	write_file(path, orig, origlen);
+	obj_write(path, off, orig, origlen, origlen);
 	free(orig);
 	free(text);
 	free(other);
@@ -659,17 +730,15 @@ static void test_pins(const char *dir)
 	struct pred p = { 0 };
 	uint32_t stored;
 	int created, r;
-	char path[4200];
 
 	fill_text(data, sizeof(data), 77);
 	r = bs_seal(bs, data, sizeof(data), 0, &h, &stored, &created);
 	ok(r == 0 && created, "seal a block (it is pinned)");
-	obj_path(dir, &h, path, sizeof(path));
 	p.h = h;
 	p.answer = 1;
 	is_int(bs_delete_if(bs, &h, pred_fn, &p), -EBUSY,
 	       "bs_delete_if refuses a pinned block (-EBUSY)");
-	ok(exists(path), "the pinned block is still on disk");
+	ok(obj_exists(bs, &h), "the pinned block is still stored");
 
 	bs_pin(bs, &h);
 	bs_unpin(bs, &h);
@@ -687,27 +756,28 @@ static void test_pins(const char *dir)
 	p.calls = 0;
 	is_int(bs_delete_if(bs, &h, pred_fn, &p), -EBUSY,
 	       "unpinned but the predicate says referenced: -EBUSY (kept)");
-	ok(exists(path), "the referenced block is still on disk");
+	ok(obj_exists(bs, &h), "the referenced block is still stored");
 	ok(p.calls == 1 && p.wrong_hash == 0, "the predicate was asked about this block");
 	is_int(get_check(bs, &h, data, sizeof(data)), 0, "and it still reads back");
 
 	p.answer = 1;
 	is_int(bs_delete_if(bs, &h, pred_fn, &p), 0,
 	       "unpinned and unreferenced: bs_delete_if deletes it");
-	ok(!exists(path), "the object is gone from disk");
+	ok(!obj_exists(bs, &h), "the object is gone from the store");
 	capture_begin();
 	r = get_check(bs, &h, data, sizeof(data));
 	free(capture_end());
 	is_int(r, -EIO, "a deleted block is -EIO, also from the store that cached it");
 
 	r = bs_seal(bs, data, sizeof(data), 0, &h, &stored, &created);
-	ok(r == 0 && created == 1 && exists(path), "sealing it again stores it again");
+	ok(r == 0 && created == 1 && obj_exists(bs, &h), "sealing it again stores it again");
 	bs_unpin(bs, &h);
 	bs_pin(bs, &h);
 	is_int(bs_delete_if(bs, &h, always_unref, NULL), -EBUSY, "bs_pin protects it too");
 	bs_unpin(bs, &h);
 	is_int(bs_delete_if(bs, &h, always_unref, NULL), 0, "after bs_unpin it can go");
 	bs_close(bs);
+	is_int(count_packs(dir), 0, "a store left with nothing keeps no pack after close");
 }
 
 /* ---- the cache ---- */
@@ -987,7 +1057,7 @@ static void test_concurrency(const char *dir)
 		diag("first error: %s", c.first_error);
 	is_str(log, "", "nothing was logged");
 	free(log);
-	is_int(count_objects(dir), NPAT, "one object per distinct pattern");
+	is_int(count_objects(c.bs), NPAT, "one object per distinct pattern");
 	bs_close(c.bs);
 	check = open_store(dir, CONC_BS, 64 * CONC_BS, 0);
 	for (int k = 0; k < NPAT; k++)
@@ -1014,13 +1084,9 @@ static void test_concurrency(const char *dir)
 	bs_close(c.bs);
 	check = open_store(dir, CONC_BS, 64 * CONC_BS, 0);
 	bad = 0;
-	for (int k = 0; k < NPAT; k++) {
-		char path[4200];
-
-		obj_path(dir, &c.h[k], path, sizeof(path));
-		if (exists(path))
+	for (int k = 0; k < NPAT; k++)
+		if (obj_exists(check, &c.h[k]))
 			bad += get_check(check, &c.h[k], c.data[k], c.len[k]) != 0;
-	}
 	is_int(bad, 0, "every object left reads back right");
 	bs_close(check);
 	for (int k = 0; k < NPAT; k++)
@@ -1049,24 +1115,32 @@ static void test_gc(const char *dir)
 	struct blockstore *bs = open_store(dir, BS64K, 64 * BS64K, 0);
 	unsigned char d[4][3000];
 	struct bs_hash h[4];
-	char path[4][4200], junk[4200], fake[4200];
+	char junk[4200], fake[4200];
 	struct gc_pred g;
-	uint64_t removed = 99;
+	uint64_t removed = 99, mid = 0;
 	time_t now = time(NULL);
 	uint32_t stored;
 	int created;
 
-	/* 0: old, unreferenced; 1: young; 2: old, referenced; 3: old, pinned */
+	/* 0: old, unreferenced; 1: young; 2: old, referenced; 3: old, pinned
+	 * ("old": put before mid; the young one after it) */
 	for (int i = 0; i < 4; i++) {
-		fill_text(d[i], sizeof(d[i]), 8000 + (uint64_t)i);
-		if (bs_seal(bs, d[i], sizeof(d[i]), 0, &h[i], &stored, &created) < 0)
+		int k = i == 3 ? 1 : i == 1 ? 3 : i;	/* 1 goes last */
+
+		if (k == 1) {
+			usleep(2000);
+			mid = wall_ns();
+			usleep(2000);
+		}
+		fill_text(d[k], sizeof(d[k]), 8000 + (uint64_t)k);
+		if (bs_seal(bs, d[k], sizeof(d[k]), 0, &h[k], &stored, &created) < 0)
 			bail_out("seal failed");
-		obj_path(dir, &h[i], path[i], sizeof(path[i]));
-		if (i != 3)
-			bs_unpin(bs, &h[i]);
-		if (i != 1)
-			set_mtime(path[i], now - 3600);
+		if (k != 3)
+			bs_unpin(bs, &h[k]);
 	}
+	/* files of the old one-file-per-object layout that are not objects */
+	snprintf(junk, sizeof(junk), "%s/ab", dir);
+	mkdir(junk, 0700);
 	snprintf(junk, sizeof(junk), "%s/ab/junk", dir);
 	write_file(junk, "x", 1);
 	set_mtime(junk, now - 3600);
@@ -1081,14 +1155,14 @@ static void test_gc(const char *dir)
 	is_int(bs_gc(bs, 0, gc_pred_fn, &g, &removed), 0, "bs_gc before the epoch");
 	is_int(removed, 0, "removes nothing");
 
-	is_int(bs_gc(bs, wall_ns() - 60ull * 1000000000ull, gc_pred_fn, &g, &removed), 0,
-	       "bs_gc of blocks older than a minute");
+	is_int(bs_gc(bs, mid, gc_pred_fn, &g, &removed), 0,
+	       "bs_gc of blocks put before a point in time");
 	is_int(removed, 1, "removes exactly one block");
-	ok(!exists(path[0]), "the old unreferenced block is gone");
-	ok(exists(path[1]), "the young block is kept");
+	ok(!obj_exists(bs, &h[0]), "the old unreferenced block is gone");
+	ok(obj_exists(bs, &h[1]), "the young block is kept");
 	is_int(g.asked_young, 0, "the young block was not even considered");
-	ok(exists(path[2]), "the old block the predicate calls referenced is kept");
-	ok(exists(path[3]), "the old pinned block is kept");
+	ok(obj_exists(bs, &h[2]), "the old block the predicate calls referenced is kept");
+	ok(obj_exists(bs, &h[3]), "the old pinned block is kept");
 	ok(exists(junk) && exists(fake), "files that are not blocks are left alone");
 	capture_begin();
 	is_int(get_check(bs, &h[0], d[0], sizeof(d[0])), -EIO,
@@ -1097,14 +1171,184 @@ static void test_gc(const char *dir)
 	for (int i = 1; i < 4; i++)
 		is_int(get_check(bs, &h[i], d[i], sizeof(d[i])), 0, "kept block %d reads back", i);
 	bs_unpin(bs, &h[3]);
-	is_int(bs_gc(bs, wall_ns() - 60ull * 1000000000ull, gc_pred_fn, &g, &removed), 0,
+	is_int(bs_gc(bs, mid, gc_pred_fn, &g, &removed), 0,
 	       "bs_gc again after unpinning");
 	is_int(removed, 1, "removes the formerly pinned block");
-	ok(!exists(path[3]) && exists(path[2]), "that one, and not the referenced one");
+	ok(!obj_exists(bs, &h[3]) && obj_exists(bs, &h[2]), "that one, and not the referenced one");
 	bs_close(bs);
 }
 
 /* ---- the local backend ---- */
+
+static uint64_t allocated(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static int be_check(struct bs_backend *be, const struct bs_hash *h,
+		    const void *want, size_t len)
+{
+	void *got = NULL;
+	size_t n = 0;
+	int r = be->ops->get(be->ctx, h, &got, &n);
+
+	if (r == 0)
+		r = n == len && memcmp(got, want, len) == 0 ? 0 : 1;
+	free(got);
+	return r;
+}
+
+static int be_open(struct bs_backend *be, const char *dir)
+{
+	char *err = NULL;
+	int r = bs_local_open(be, dir, 0, &err);
+
+	if (r < 0)
+		diag("bs_local_open %s: %s", dir, err ? err : "?");
+	free(err);
+	return r;
+}
+
+static void be_loc(struct bs_backend *be, const struct bs_hash *h, char *out,
+		   uint64_t *off, uint64_t *len)
+{
+	char *path = NULL;
+
+	if (be->ops->locate(be->ctx, h, &path, off, len) < 0)
+		bail_out("locate failed");
+	snprintf(out, 4200, "%s", path);
+	free(path);
+}
+
+static void test_packs(const char *top_dir)
+{
+	enum { NOBJ = 4, OBJ = 20000 };
+	char dir[4200], pack0[4200], packd[4200], p[4200], hex[BS_HEX_LEN + 1];
+	unsigned char *data[NOBJ];
+	struct bs_hash h[NOBJ], legacy;
+	struct bs_backend be;
+	uint64_t off[NOBJ], len, a0, a1;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/packs-test", top_dir);
+	if (be_open(&be, dir) < 0)
+		bail_out("cannot open %s", dir);
+	for (int i = 0; i < NOBJ; i++) {
+		data[i] = malloc(OBJ);
+		if (!data[i])
+			bail_out("out of memory");
+		fill_random(data[i], OBJ, 600 + (uint64_t)i);
+		memset(h[i].b, 0, BS_HASH_LEN);
+		h[i].b[0] = (unsigned char)(0x10 * (i + 1));
+		h[i].b[31] = (unsigned char)i;
+	}
+	/* A, B, C in the first pack */
+	for (int i = 0; i < 3; i++)
+		n += be.ops->put(be.ctx, &h[i], data[i], OBJ) == 0;
+	is_int(n, 3, "three puts into a fresh store");
+	for (int i = 0; i < 3; i++)
+		be_loc(&be, &h[i], i ? p : pack0, &off[i], &len);
+	ok(strcmp(p, pack0) == 0 && off[0] == 0 && off[1] == 20480 && off[2] == 40960,
+	   "they share one pack, each in a 4 KiB-aligned slot (%llu, %llu, %llu)",
+	   (unsigned long long)off[0], (unsigned long long)off[1],
+	   (unsigned long long)off[2]);
+	is_int(be.ops->put(be.ctx, &h[1], data[1], OBJ), 0, "a put of a stored name succeeds");
+	is_int(file_size(pack0), 40960 + OBJ, "and writes nothing");
+	a0 = allocated(pack0);
+	is_int(be.ops->del(be.ctx, &h[1]), 0, "delete the middle object");
+	a1 = allocated(pack0);
+	is_int(be.ops->has(be.ctx, &h[1], NULL), 0, "it is gone from the index");
+	if (a0 == a1)
+		diag("no hole was punched (the filesystem of %s cannot?)", dir);
+	ok(a0 - a1 >= 16384, "its slot's space went back to the filesystem (%llu -> %llu bytes)",
+	   (unsigned long long)a0, (unsigned long long)a1);
+	ok(be_check(&be, &h[0], data[0], OBJ) == 0 && be_check(&be, &h[2], data[2], OBJ) == 0,
+	   "its neighbours read back");
+	be.ops->free(be.ctx);
+
+	/* a put cut short by a crash: bytes in the hole and past the end */
+	{
+		int fd = open(pack0, O_WRONLY);
+
+		ok(fd >= 0 && pwrite_all(fd, data[3], OBJ, off[1]) == 0 &&
+		   pwrite_all(fd, data[3], OBJ, 65536) == 0,
+		   "write bytes no index entry names into the pack (as a crash would)");
+		if (fd >= 0)
+			close(fd);
+	}
+	a0 = allocated(pack0);
+	if (be_open(&be, dir) < 0)
+		bail_out("cannot reopen %s", dir);
+	is_int(file_size(pack0), 40960 + OBJ, "reopening cuts the pack after its last object");
+	ok(allocated(pack0) + 2 * 16384 <= a0,
+	   "and punches the gap again (%llu -> %llu bytes)", (unsigned long long)a0,
+	   (unsigned long long)allocated(pack0));
+	ok(be_check(&be, &h[0], data[0], OBJ) == 0 && be_check(&be, &h[2], data[2], OBJ) == 0,
+	   "the objects read back after the reopen");
+
+	/* a new mount appends to a new pack; an emptied old pack goes */
+	is_int(be.ops->put(be.ctx, &h[3], data[3], OBJ), 0, "a put after the reopen");
+	be_loc(&be, &h[3], p, &off[3], &len);
+	ok(strcmp(p, pack0) != 0 && off[3] == 0, "lands at the start of a new pack");
+	is_int(count_packs(dir), 2, "two packs now");
+	ok(be.ops->del(be.ctx, &h[0]) == 0 && be.ops->del(be.ctx, &h[2]) == 0,
+	   "delete the old pack's two objects");
+	ok(file_size(pack0) < 0 && count_packs(dir) == 1, "the emptied old pack is unlinked");
+	be.ops->free(be.ctx);
+
+	/* a missing pack is an error, not an absent object */
+	snprintf(packd, sizeof(packd), "%s.away", p);
+	ok(rename(p, packd) == 0, "move the pack of D away");
+	if (be_open(&be, dir) < 0)
+		bail_out("cannot reopen %s", dir);
+	capture_begin();
+	is_int(be.ops->get(be.ctx, &h[3], (void **)&data[1], &len), -EIO,
+	       "getting D from the missing pack is -EIO");
+	{
+		char *log = capture_end();
+
+		ok(strstr(log, "missing") != NULL, "with a log line saying the pack is missing");
+		free(log);
+	}
+	be.ops->free(be.ctx);
+	ok(rename(packd, p) == 0, "move it back");
+
+	/* an object of the old layout, one file DIR/ab/<hex>, still works */
+	memset(legacy.b, 0xab, BS_HASH_LEN);
+	bs_hash_hex(&legacy, hex);
+	snprintf(p, sizeof(p), "%s/ab", dir);
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/ab/%s", dir, hex);
+	write_file(p, data[2], OBJ);
+	if (be_open(&be, dir) < 0)
+		bail_out("cannot reopen %s", dir);
+	{
+		uint64_t size = 0;
+
+		is_int(be.ops->has(be.ctx, &legacy, &size), 1, "an old-layout object file is found");
+		is_int(size, OBJ, "with its size");
+	}
+	is_int(be_check(&be, &legacy, data[2], OBJ), 0, "and reads back");
+	ok(be_check(&be, &h[3], data[3], OBJ) == 0, "D reads back from its pack, moved back");
+	n = 0;
+	be.ops->scan(be.ctx, UINT64_MAX, count_one, &n);
+	is_int(n, 2, "scan lists the pack's object and the old file");
+	ok(be.ops->del(be.ctx, &legacy) == 0 && !exists(p), "deleting the old object removes its file");
+	ok(be.ops->del(be.ctx, &h[3]) == 0, "delete D");
+	be.ops->free(be.ctx);
+	is_int(count_packs(dir), 0, "an empty store keeps no pack after close");
+	for (int i = 0; i < NOBJ; i++)
+		free(data[i]);
+}
 
 static void test_local(const char *top_dir)
 {
@@ -1117,16 +1361,18 @@ static void test_local(const char *top_dir)
 	is_int(r, 0, "bs_local_open creates a missing directory");
 	if (r == 0)
 		be.ops->free(be.ctx);
-	snprintf(p, sizeof(p), "%s/00", dir);
-	ok(exists(p), "with fan-out directory 00");
-	snprintf(p, sizeof(p), "%s/ff", dir);
-	ok(exists(p), "and ff");
+	snprintf(p, sizeof(p), "%s/packs", dir);
+	ok(exists(p), "with DIR/packs");
+	snprintf(p, sizeof(p), "%s/small", dir);
+	ok(exists(p), "and the index DIR/small");
+	snprintf(p, sizeof(p), "%s/tmp", dir);
+	mkdir(p, 0700);
 	snprintf(p, sizeof(p), "%s/tmp/123.4", dir);
 	write_file(p, "partial", 7);
 	r = bs_local_open(&be, dir, 0, &err);
 	if (r == 0)
 		be.ops->free(be.ctx);
-	ok(r == 0 && !exists(p), "open clears litter from DIR/tmp");
+	ok(r == 0 && !exists(p), "open clears litter from DIR/tmp (of older versions)");
 
 	snprintf(p, sizeof(p), "%s/local/file", top_dir);
 	write_file(p, "x", 1);
@@ -1137,6 +1383,7 @@ static void test_local(const char *top_dir)
 	ok(err && strstr(err, dir), "with a message naming the directory (%s)",
 	   err ? err : "none");
 	free(err);
+	test_packs(top_dir);
 }
 
 static int rm_rf(const char *dir)
