@@ -18,9 +18,9 @@
  * So after a crash a file not fsynced reads as it was at one commit point:
  * its old content or its new content, never a torn mix of blocks.
  *
- * fsync = seal everything, wait, bs_sync() (one syncfs of the block store),
- * then commit with a synced LevelDB write: blocks are durable before the
- * metadata that names them.
+ * fsync = seal everything, wait, bs_sync() (the block store's packs and
+ * index, see sync/local.c), then commit with a synced LevelDB write: blocks
+ * are durable before the metadata that names them.
  *
  * Invariants
  *  - Bytes of a file past its size are zero in every dirty block and every

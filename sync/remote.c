@@ -14,12 +14,12 @@
  *   K hash       stored size: the block is in the bucket
  *   U            the store this state mirrors to (s3://bucket/prefix)
  *
- * A queue record is written before the block's local file, so a crash can
- * leave a record without a file (dropped with a warning at the next start:
- * nothing committed can reference a block whose put did not return), never
- * a file that is neither queued nor uploaded. The records go to LevelDB's
- * log with write(2) (a kill -9 keeps them) and the syncfs() of sync()
- * makes them durable together with the block files.
+ * A queue record is written before the block's local copy, so a crash can
+ * leave a record without a block (dropped with a warning at the next
+ * start: nothing committed can reference a block whose put did not
+ * return), never a block that is neither queued nor uploaded. The records
+ * go to LevelDB's log with write(2) (a kill -9 keeps them); sync() makes
+ * the local store durable, then the queue with one synced write.
  *
  * Invariants
  *  - A block is never evicted while it is queued, being put or uploaded:
@@ -40,10 +40,10 @@
  * on r->drain.
  *
  * A queued block's compressed bytes are also kept in memory, up to
- * MEM_QUEUE_MAX bytes in all, and the uploader sends them from there: the
- * local put wrote them with O_DIRECT, past the page cache, and reading
- * them back from the disk would cost as much as the upload. Blocks queued
- * beyond that bound, or before a restart, are read from the local store.
+ * MEM_QUEUE_MAX bytes in all, and the uploader sends them from there
+ * rather than read them back from the local store (a copy, or a disk read
+ * once the page cache has let them go). Blocks queued beyond that bound,
+ * or before a restart, are read from the local store.
  *
  * Failure: an upload that fails after the client's own retries puts the
  * block back at its place in the queue and pauses all uploaders with an
@@ -92,7 +92,7 @@ struct remote {
 	leveldb_t *db;
 	leveldb_options_t *dbopts;
 	leveldb_readoptions_t *ro;
-	leveldb_writeoptions_t *wo;
+	leveldb_writeoptions_t *wo, *swo;	/* swo: synced */
 
 	pthread_mutex_t lock;
 	pthread_cond_t work, drain;
@@ -692,11 +692,22 @@ static int remote_del(void *ctx, const struct bs_hash *h)
 	return ret;
 }
 
+/* The local store, then the queue records of the blocks it holds. */
 static int remote_sync_op(void *ctx)
 {
 	struct remote *r = ctx;
+	char *err = NULL;
+	int ret = r->local.ops->sync ? r->local.ops->sync(r->local.ctx) : 0;
 
-	return r->local.ops->sync ? r->local.ops->sync(r->local.ctx) : 0;
+	if (ret < 0)
+		return ret;
+	leveldb_put(r->db, r->swo, "S", 1, "", 0, &err);
+	if (err) {
+		log_err("upload queue: cannot sync: %s", err);
+		ret = strstr(err, "No space") ? -ENOSPC : -EIO;
+		leveldb_free(err);
+	}
+	return ret;
 }
 
 static void remote_advise(void *ctx, const struct bs_hash *h)
@@ -751,6 +762,8 @@ static void remote_close(struct remote *r)
 		leveldb_readoptions_destroy(r->ro);
 	if (r->wo)
 		leveldb_writeoptions_destroy(r->wo);
+	if (r->swo)
+		leveldb_writeoptions_destroy(r->swo);
 	if (r->local.ops)
 		r->local.ops->free(r->local.ctx);
 	pthread_cond_destroy(&r->work);
@@ -1044,6 +1057,8 @@ int remote_open(struct remote **out, struct bs_backend *local,
 	leveldb_options_set_create_if_missing(r->dbopts, 1);
 	r->ro = leveldb_readoptions_create();
 	r->wo = leveldb_writeoptions_create();
+	r->swo = leveldb_writeoptions_create();
+	leveldb_writeoptions_set_sync(r->swo, 1);
 	snprintf(path, sizeof(path), "%s/sync", state_dir);
 	r->db = leveldb_open(r->dbopts, path, &err);
 	if (err) {
