@@ -51,11 +51,28 @@
  *  - At most PACK_FDS descriptors of packs are open; the least recently
  *    used unreferenced one is closed when another is needed.
  *
+ * Writes: objects of LOCAL_DIRECT_MIN bytes and more are written with
+ * O_DIRECT through a second descriptor of the pack (write_slot), the slot
+ * zero-padded to its 4 KiB end. Measured on the development VM, a 1 GiB
+ * write through the page cache spent most of its time in the kernel's
+ * copy into freshly allocated page-cache folios (memory the VM's free
+ * page reporting had handed back to the host, so every first touch
+ * faulted on the host) and the two sealing threads spun on the pack's
+ * inode lock around it: 2.7 to 3.7 s where the same dd onto the disk took
+ * 0.7 s; with O_DIRECT, 1.5 s (1.1 s once blocks that do not compress
+ * skipped the compressor, see blockstore.c). Direct writes also keep block data that
+ * lakefs caches itself out of the host's page cache. Reads stay buffered
+ * (the kernel drops cached pages of a range a direct write covers), and
+ * where the filesystem refuses O_DIRECT (EINVAL at open or write) the
+ * store falls back to the page cache for good, with one log line. Smaller
+ * objects go through the page cache and, from 128 KiB, start their
+ * writeback at once (sync_file_range).
+ *
  * Durability: puts are not synced one by one. sync() fdatasyncs the packs
  * written since the last sync and ends with one synced write to the index
- * (see local_sync). Large objects start their writeback at once
- * (sync_file_range), so the disk works while later blocks are hashed and
- * the final sync finds little left to write.
+ * (see local_sync). A direct write has reached the disk when it returns,
+ * so the final sync finds little left to write; the fdatasync still makes
+ * the pack's size and extents, and the disk's write cache, durable.
  *
  * The backend does not interpret the bytes; hashing, compression and the
  * check of every object read live in blockstore.c.
@@ -78,6 +95,7 @@
 
 #define LOCAL_EARLY_WRITEBACK (128 << 10)
 #define LOCAL_WRITE_PIECE (256 << 10)	/* see write_pieces() */
+#define LOCAL_DIRECT_MIN (128 << 10)	/* see write_slot() */
 #define LOCAL_TMP_PREFIX ".t."		/* an object file being written (old) */
 #define SLOT_ALIGN 4096ull
 #define PACK_MAX (256ull << 20)		/* a pack is closed past this size */
@@ -95,6 +113,7 @@ struct pack {
 	uint64_t used;		/* tick of the last use, for closing fds */
 	unsigned refs;		/* operations using fd right now */
 	int fd;			/* -1: closed */
+	int dfd;		/* O_DIRECT, for writing slots; -1: none */
 	int dead;		/* unlinked and out of the table; freed at refs 0 */
 	int dirty;		/* written since the last sync */
 };
@@ -122,6 +141,7 @@ struct local_store {
 	uint64_t next_id, tick;			/* pack_lock */
 	unsigned nfds;				/* pack_lock */
 	int no_punch;				/* pack_lock */
+	int dio;		/* slots may be written with O_DIRECT; pack_lock */
 	int dir_dirty;		/* a pack was created since the last sync; pack_lock */
 };
 
@@ -258,7 +278,7 @@ static struct pack *pack_add_locked(struct local_store *ls, uint64_t id)
 	if (!p)
 		return NULL;
 	p->id = id;
-	p->fd = -1;
+	p->fd = p->dfd = -1;
 	*pp = p;
 	return p;
 }
@@ -277,6 +297,9 @@ static void pack_close_lru_locked(struct local_store *ls)
 		close(victim->fd);
 		victim->fd = -1;
 		ls->nfds--;
+		if (victim->dfd >= 0)
+			close(victim->dfd);
+		victim->dfd = -1;
 	}
 }
 
@@ -305,6 +328,8 @@ static void pack_free(struct pack *p)
 {
 	if (p->fd >= 0)
 		close(p->fd);
+	if (p->dfd >= 0)
+		close(p->dfd);
 	free(p);
 }
 
@@ -434,6 +459,134 @@ static int write_pieces(int fd, const void *data, size_t len, uint64_t off)
 	return ret;
 }
 
+/*
+ * Large objects are written with O_DIRECT, through a second descriptor
+ * of the pack (see write_direct). Each thread keeps one aligned buffer
+ * for the part of an object that cannot go from the caller's memory.
+ */
+struct bounce {
+	void *p;
+	size_t cap;
+};
+
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+static pthread_key_t bounce_key;
+
+static void bounce_free(void *arg)
+{
+	struct bounce *b = arg;
+
+	free(b->p);
+	free(b);
+}
+
+static void bounce_init(void)
+{
+	if (pthread_key_create(&bounce_key, bounce_free) != 0)
+		abort();
+}
+
+static void *bounce_get(size_t n)
+{
+	struct bounce *b;
+
+	pthread_once(&bounce_once, bounce_init);
+	b = pthread_getspecific(bounce_key);
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b || pthread_setspecific(bounce_key, b) != 0) {
+			free(b);
+			return NULL;
+		}
+	}
+	if (b->cap < n) {
+		void *np = NULL;
+
+		if (posix_memalign(&np, SLOT_ALIGN, n) != 0)
+			return NULL;
+		free(b->p);
+		b->p = np;
+		b->cap = n;
+	}
+	return b->p;
+}
+
+/* p's O_DIRECT descriptor, opened if needed; -1 when direct I/O is off or
+ * unavailable (the caller writes through the page cache). p is referenced. */
+static int pack_dfd(struct local_store *ls, struct pack *p)
+{
+	int fd;
+
+	pthread_mutex_lock(&ls->pack_lock);
+	if (ls->dio && p->dfd < 0) {
+		char name[17];
+
+		pack_name(p->id, name);
+		fd = openat(ls->packfd, name, O_WRONLY | O_DIRECT | O_CLOEXEC);
+		if (fd >= 0) {
+			p->dfd = fd;
+		} else if (errno == EINVAL) {
+			ls->dio = 0;
+			log_info("block store: %s takes no O_DIRECT: blocks are "
+				 "written through the page cache", ls->dir);
+		}
+	}
+	fd = ls->dio ? p->dfd : -1;
+	pthread_mutex_unlock(&ls->pack_lock);
+	return fd;
+}
+
+/*
+ * Write an object's slot with O_DIRECT: the 4 KiB-aligned part straight
+ * from the caller's buffer when that is aligned (a sealed block is), the
+ * rest from this thread's buffer, zero-padded to the slot's end. -EINVAL
+ * means the filesystem refused the alignment.
+ */
+static int write_direct(int dfd, const void *data, size_t len, uint64_t off)
+{
+	size_t head = (uintptr_t)data % SLOT_ALIGN == 0 ? len & ~(SLOT_ALIGN - 1) : 0;
+	size_t tail = len - head, rest = slot_len(tail);
+	unsigned char *b;
+	int ret = 0;
+
+	if (head)
+		ret = pwrite_all(dfd, data, head, off);
+	if (ret == 0 && rest) {
+		b = bounce_get(rest);
+		if (!b)
+			return -ENOMEM;
+		memcpy(b, (const unsigned char *)data + head, tail);
+		memset(b + tail, 0, rest - tail);
+		ret = pwrite_all(dfd, b, rest, off + head);
+	}
+	return ret;
+}
+
+/* Write the slot of an object at off in p: large ones with O_DIRECT where
+ * the filesystem takes it, the rest through the page cache. */
+static int write_slot(struct local_store *ls, struct pack *p, const void *data,
+		      size_t len, uint64_t off)
+{
+	int dfd = len >= LOCAL_DIRECT_MIN ? pack_dfd(ls, p) : -1, ret;
+
+	if (dfd >= 0) {
+		ret = write_direct(dfd, data, len, off);
+		if (ret != -EINVAL)
+			return ret;
+		pthread_mutex_lock(&ls->pack_lock);
+		if (ls->dio)
+			log_info("block store: O_DIRECT writes refused under %s: "
+				 "blocks are written through the page cache", ls->dir);
+		ls->dio = 0;
+		pthread_mutex_unlock(&ls->pack_lock);
+	}
+	ret = write_pieces(p->fd, data, len, off);
+	if (ret == 0 && len >= LOCAL_EARLY_WRITEBACK)
+		sync_file_range(p->fd, (off_t)off, (off_t)slot_len(len),
+				SYNC_FILE_RANGE_WRITE);
+	return ret;
+}
+
 static pthread_mutex_t *stripe_of(struct local_store *ls, const struct bs_hash *h)
 {
 	return &ls->stripe[h->b[0] % STRIPES];
@@ -537,10 +690,7 @@ static int local_put(void *ctx, const struct bs_hash *h, const void *data, size_
 	ret = pack_reserve(ls, slot_len(len), &p, &l.off);
 	if (ret < 0)
 		goto out;
-	ret = write_pieces(p->fd, data, len, l.off);
-	if (ret == 0 && len >= LOCAL_EARLY_WRITEBACK)
-		sync_file_range(p->fd, (off_t)l.off, (off_t)slot_len(len),
-				SYNC_FILE_RANGE_WRITE);
+	ret = write_slot(ls, p, data, len, l.off);
 	if (ret == 0) {
 		struct timespec ts = now_ts();
 
@@ -1096,6 +1246,7 @@ int bs_local_open(struct bs_backend *be, const char *dir, size_t small_max,
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&ls->stripe[i], NULL);
 	ls->small_max = small_max;
+	ls->dio = 1;
 	ls->dir = strdup(dir);
 	snprintf(path, sizeof(path), "%s/packs", dir);
 	ret = ls->dir ? mkdir_p(path, 0700) : -ENOMEM;

@@ -41,8 +41,8 @@
  *
  * A queued block's compressed bytes are also kept in memory, up to
  * MEM_QUEUE_MAX bytes in all, and the uploader sends them from there
- * rather than read them back from the local store (a copy, or a disk read
- * once the page cache has let them go). Blocks queued beyond that bound,
+ * rather than read them back from the local store (a disk read: large
+ * blocks are written there with O_DIRECT, past the page cache). Blocks queued beyond that bound,
  * or before a restart, are read from the local store.
  *
  * Failure: an upload that fails after the client's own retries puts the

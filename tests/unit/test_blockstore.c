@@ -5,7 +5,9 @@
  * dedup without rewriting, exact reads, corruption of every kind detected
  * on read (-EIO and a log line, never wrong bytes), pins against deletes,
  * the bounded cache, prefetch, concurrent sealers and readers (also against
- * a concurrent deleter), gc by age and reference, and the block size limit.
+ * a concurrent deleter), gc by age and reference, the block size limit,
+ * and incompressible blocks stored as raw zstd frames in slots written
+ * with O_DIRECT.
  *
  * Everything lives in a mkdtemp directory under /tmp, removed at the end.
  * Log lines of the library (stderr) are captured where a test expects them.
@@ -442,6 +444,121 @@ static void test_seal(const char *dir)
 	bs_close(bs);
 	free(text);
 	free(rnd);
+}
+
+/* ---- incompressible blocks, and slots written with O_DIRECT ---- */
+
+/* 0 when the stored bytes of h are a zstd frame that plain libzstd
+ * decodes to want (want_len bytes), and, for an object large enough to be
+ * written with O_DIRECT (128 KiB), zeros from its end to the end of its
+ * 4 KiB slot. */
+static int frame_check(struct blockstore *bs, const struct bs_hash *h,
+		       const unsigned char *want, size_t want_len, uint64_t *stored)
+{
+	char path[4200];
+	uint64_t off, len, slot;
+	unsigned char *z, *plain;
+	size_t n;
+	int bad = 0;
+
+	obj_loc(bs, h, path, sizeof(path), &off, &len);
+	*stored = len;
+	slot = len >= (128 << 10) ? (len + 4095) / 4096 * 4096 : len;
+	z = obj_read(path, off, slot);
+	plain = malloc(want_len + 1);
+	if (!z || !plain) {
+		free(z);
+		free(plain);
+		return -1;
+	}
+	n = ZSTD_decompress(plain, want_len + 1, z, len);
+	if (ZSTD_isError(n) || n != want_len || memcmp(plain, want, n) != 0)
+		bad = 1;
+	if (ZSTD_getFrameContentSize(z, len) != want_len)
+		bad = 1;
+	for (uint64_t i = len; i < slot; i++)
+		bad |= z[i] != 0;
+	free(z);
+	free(plain);
+	return bad ? -1 : 0;
+}
+
+static void test_raw(const char *dir)
+{
+	enum { MB = 1 << 20, ODD = 200001 };
+	struct blockstore *bs = open_store(dir, MB, 8 * MB, 0);
+	unsigned char *rnd = malloc(MB), *mix = malloc(MB), *txt = malloc(MB);
+	unsigned char *un = malloc(MB + 1);
+	struct bs_hash hr, ho, hm, ht, hu;
+	struct bs_backend be;
+	uint64_t st;
+	uint32_t stored;
+	char *err = NULL;
+	int created, r;
+
+	if (!rnd || !mix || !txt || !un)
+		bail_out("out of memory");
+	fill_random(rnd, MB, 11);
+	r = bs_seal(bs, rnd, MB, 0, &hr, &stored, &created);
+	ok(r == 0 && created, "seal 1 MiB of random bytes");
+	is_int(stored, MB + 9 + 8 * 3,
+	       "stored as one raw zstd frame: 9 header bytes and 8 blocks of 128 KiB");
+	is_int(frame_check(bs, &hr, rnd, MB, &st), 0,
+	       "libzstd decodes it to the bytes, and the slot is zero-padded");
+	fill_random(rnd, ODD, 12);
+	r = bs_seal(bs, rnd, ODD, 0, &ho, &stored, &created);
+	is_int(stored, ODD + 9 + 2 * 3, "%d random bytes: a raw frame of 2 blocks", ODD);
+	is_int(frame_check(bs, &ho, rnd, ODD, &st), 0, "which libzstd decodes");
+
+	/* random but for the last quarter: one probe sees text, zstd runs */
+	fill_random(mix, MB, 13);
+	fill_text(mix + 3 * MB / 4, MB / 4, 13);
+	r = bs_seal(bs, mix, MB, 0, &hm, &stored, &created);
+	ok(r == 0 && stored < MB - MB / 8,
+	   "a block with a compressible quarter is compressed (%u bytes)", stored);
+	is_int(frame_check(bs, &hm, mix, MB, &st), 0, "and decodes");
+	fill_text(txt, MB, 14);
+	r = bs_seal(bs, txt, MB, 0, &ht, &stored, &created);
+	ok(r == 0 && stored < MB / 8, "1 MiB of text is compressed (%u bytes)", stored);
+	is_int(frame_check(bs, &ht, txt, MB, &st), 0, "and decodes");
+	bs_unpin(bs, &hr);
+	bs_unpin(bs, &ho);
+	bs_unpin(bs, &hm);
+	bs_unpin(bs, &ht);
+	is_int(bs_sync(bs), 0, "bs_sync");
+	bs_close(bs);
+
+	/* a fresh store reads them back from the packs */
+	bs = open_store(dir, MB, 8 * MB, 0);
+	fill_random(rnd, MB, 11);
+	is_int(get_check(bs, &hr, rnd, MB), 0, "the raw 1 MiB block reads back");
+	is_int(get_check(bs, &hm, mix, MB), 0, "the mixed block reads back");
+	is_int(get_check(bs, &ht, txt, MB), 0, "the text block reads back");
+	bs_close(bs);
+
+	/*
+	 * The backend given a buffer that is not 4 KiB-aligned: it is written
+	 * with O_DIRECT through the thread's aligned buffer, bytes intact.
+	 */
+	if (bs_local_open(&be, dir, 0, &err) < 0)
+		bail_out("bs_local_open %s: %s", dir, err ? err : "?");
+	memcpy(un + 1, mix, ODD);
+	bs_hash_of(un + 1, ODD, &hu);
+	is_int(be.ops->put(be.ctx, &hu, un + 1, ODD), 0, "put from an unaligned buffer");
+	{
+		void *back = NULL;
+		size_t blen = 0;
+
+		r = be.ops->get(be.ctx, &hu, &back, &blen);
+		ok(r == 0 && blen == ODD && memcmp(back, mix, ODD) == 0,
+		   "gets the same %d bytes back", ODD);
+		free(back);
+	}
+	be.ops->free(be.ctx);
+	free(rnd);
+	free(mix);
+	free(txt);
+	free(un);
 }
 
 /* ---- corruption ---- */
@@ -1404,6 +1521,8 @@ int main(void)
 
 	snprintf(d, sizeof(d), "%s/seal", top);
 	test_seal(d);
+	snprintf(d, sizeof(d), "%s/raw", top);
+	test_raw(d);
 	snprintf(d, sizeof(d), "%s/corrupt", top);
 	test_corruption(d);
 	snprintf(d, sizeof(d), "%s/pins", top);
