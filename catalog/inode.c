@@ -1277,6 +1277,23 @@ static int touch_atime_locked(struct vfs *v, struct inode *in)
 	return moved;
 }
 
+/*
+ * A sequential reader entering block idx: a read at the file's start (the
+ * first read, or a reader starting over), or the last read was in the
+ * block just before (or the one before that: the kernel's read-ahead sends
+ * several reads at once, and FUSE threads may take them slightly out of
+ * order). Read-ahead then starts once per block whatever the size of the
+ * reads (it used to wait for a read that ended a block and began in it,
+ * which reads smaller than a block never are); random reads start none.
+ */
+static int reads_on_into(const struct inode *in, uint64_t idx, size_t boff)
+{
+	if (idx == 0 && boff == 0)
+		return in->last_read_idx != 0;
+	return in->last_read_idx != UINT64_MAX && idx > in->last_read_idx &&
+	       idx - in->last_read_idx <= 2;
+}
+
 static void prefetch_after(struct vfs *v, struct inode *in, uint64_t idx)
 {
 	uint64_t depth = v->opt.prefetch_bytes ?
@@ -1395,7 +1412,7 @@ ssize_t vfs_read_segs(struct vfs *v, struct vfs_file *f, size_t size,
 			pthread_cond_wait(&in->cond, &in->lock);
 			continue;
 		}
-		if (idx != in->last_read_idx && boff + n == v->bsize)
+		if (reads_on_into(in, idx, boff))
 			prefetch_after(v, in, idx);
 		in->last_read_idx = idx;
 		ret = read_block_segs_locked(v, in, idx, boff, n, segs, nseg, &cap);

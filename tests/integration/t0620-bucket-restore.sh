@@ -179,6 +179,15 @@ manifest_meta "$MNT2" "$T/meta.after"
 same "$T/meta.before" "$T/meta.after" \
 	"names, sizes, modes, owners, link counts, mtimes, types, link targets and xattrs match"
 is "$(status_num "$MNT2" fetched_blocks)" 0 "listing metadata fetches no block (lazy)"
+# Read-ahead with reads far smaller than a block: the six 4 MiB blocks of
+# big/twenty read 64 KiB at a time cost one miss (the first block; its read
+# starts fetching the next ones), not one per block.
+m0=$(status_num "$MNT2" cache_misses)
+timeout 60 dd if="$MNT2/$V/tree/big/twenty" of=/dev/null bs=64K status=none
+ok $? "read big/twenty 64 KiB at a time"
+m1=$(status_num "$MNT2" cache_misses)
+ok $([ $((m1 - m0)) -le 2 ] && echo 0 || echo 1) \
+	"a sequential reader is read ahead of: $((m1 - m0)) cache misses for 6 blocks"
 manifest_data "$MNT2" "$T/data.after"
 same "$T/data.before" "$T/data.after" "every file's sha256 matches"
 fb=$(status_num "$MNT2" fetched_blocks)
