@@ -51,22 +51,22 @@
  *  - At most PACK_FDS descriptors of packs are open; the least recently
  *    used unreferenced one is closed when another is needed.
  *
- * Writes: objects of LOCAL_DIRECT_MIN bytes and more are written with
- * O_DIRECT through a second descriptor of the pack (write_slot), the slot
- * zero-padded to its 4 KiB end. Measured on the development VM, a 1 GiB
- * write through the page cache spent most of its time in the kernel's
- * copy into freshly allocated page-cache folios (memory the VM's free
- * page reporting had handed back to the host, so every first touch
- * faulted on the host) and the two sealing threads spun on the pack's
- * inode lock around it: 2.7 to 3.7 s where the same dd onto the disk took
- * 0.7 s; with O_DIRECT, 1.5 s (1.1 s once blocks that do not compress
- * skipped the compressor, see blockstore.c). Direct writes also keep block data that
- * lakefs caches itself out of the host's page cache. Reads stay buffered
- * (the kernel drops cached pages of a range a direct write covers), and
- * where the filesystem refuses O_DIRECT (EINVAL at open or write) the
- * store falls back to the page cache for good, with one log line. Smaller
- * objects go through the page cache and, from 128 KiB, start their
- * writeback at once (sync_file_range).
+ * Writes: objects of LOCAL_DIRECT_MIN bytes and more in 4 KiB-aligned
+ * buffers are written with O_DIRECT through a second descriptor of the
+ * pack (write_slot), the slot zero-padded to its 4 KiB end. Measured on
+ * the development VM, a 1 GiB write through the page cache spent most of
+ * its time in the kernel's copy into freshly allocated page-cache folios
+ * (memory the VM's free page reporting had handed back to the host, so
+ * every first touch faulted on the host) and the two sealing threads spun
+ * on the pack's inode lock around it: 2.7 to 3.7 s where the same dd onto
+ * the disk took 0.7 s; with O_DIRECT, 1.5 s (1.1 s once blocks that do
+ * not compress skipped the compressor, see blockstore.c). Direct writes
+ * also keep block data that lakefs caches itself out of the host's page
+ * cache. Reads stay buffered (the kernel drops cached pages of a range a
+ * direct write covers), and where the filesystem refuses O_DIRECT (EINVAL
+ * at open or write) the store falls back to the page cache for good, with
+ * one log line. Other objects go through the page cache and, from 128
+ * KiB, start their writeback at once (sync_file_range).
  *
  * Durability: puts are not synced one by one. sync() fdatasyncs the packs
  * written since the last sync and ends with one synced write to the index
@@ -459,56 +459,14 @@ static int write_pieces(int fd, const void *data, size_t len, uint64_t off)
 	return ret;
 }
 
-/*
- * Large objects are written with O_DIRECT, through a second descriptor
- * of the pack (see write_direct). Each thread keeps one aligned buffer
- * for the part of an object that cannot go from the caller's memory.
- */
-struct bounce {
-	void *p;
-	size_t cap;
-};
-
-static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
-static pthread_key_t bounce_key;
-
-static void bounce_free(void *arg)
+/* Stop writing with O_DIRECT under this store, with one log line. pack_lock
+ * held. */
+static void dio_off_locked(struct local_store *ls, const char *why)
 {
-	struct bounce *b = arg;
-
-	free(b->p);
-	free(b);
-}
-
-static void bounce_init(void)
-{
-	if (pthread_key_create(&bounce_key, bounce_free) != 0)
-		abort();
-}
-
-static void *bounce_get(size_t n)
-{
-	struct bounce *b;
-
-	pthread_once(&bounce_once, bounce_init);
-	b = pthread_getspecific(bounce_key);
-	if (!b) {
-		b = calloc(1, sizeof(*b));
-		if (!b || pthread_setspecific(bounce_key, b) != 0) {
-			free(b);
-			return NULL;
-		}
-	}
-	if (b->cap < n) {
-		void *np = NULL;
-
-		if (posix_memalign(&np, SLOT_ALIGN, n) != 0)
-			return NULL;
-		free(b->p);
-		b->p = np;
-		b->cap = n;
-	}
-	return b->p;
+	if (ls->dio)
+		log_info("block store: %s under %s: blocks are written through "
+			 "the page cache", why, ls->dir);
+	ls->dio = 0;
 }
 
 /* p's O_DIRECT descriptor, opened if needed; -1 when direct I/O is off or
@@ -523,13 +481,10 @@ static int pack_dfd(struct local_store *ls, struct pack *p)
 
 		pack_name(p->id, name);
 		fd = openat(ls->packfd, name, O_WRONLY | O_DIRECT | O_CLOEXEC);
-		if (fd >= 0) {
+		if (fd >= 0)
 			p->dfd = fd;
-		} else if (errno == EINVAL) {
-			ls->dio = 0;
-			log_info("block store: %s takes no O_DIRECT: blocks are "
-				 "written through the page cache", ls->dir);
-		}
+		else if (errno == EINVAL)
+			dio_off_locked(ls, "O_DIRECT refused at open");
 	}
 	fd = ls->dio ? p->dfd : -1;
 	pthread_mutex_unlock(&ls->pack_lock);
@@ -537,47 +492,43 @@ static int pack_dfd(struct local_store *ls, struct pack *p)
 }
 
 /*
- * Write an object's slot with O_DIRECT: the 4 KiB-aligned part straight
- * from the caller's buffer when that is aligned (a sealed block is), the
- * rest from this thread's buffer, zero-padded to the slot's end. -EINVAL
- * means the filesystem refused the alignment.
+ * Write an object's slot with O_DIRECT from a 4 KiB-aligned buffer (a
+ * sealed block's is, and so is a block fetched from the bucket): the
+ * aligned part straight from it, the last partial 4 KiB through a buffer
+ * on the stack, zero-padded to the slot's end. -EINVAL means the
+ * filesystem refused the alignment.
  */
 static int write_direct(int dfd, const void *data, size_t len, uint64_t off)
 {
-	size_t head = (uintptr_t)data % SLOT_ALIGN == 0 ? len & ~(SLOT_ALIGN - 1) : 0;
-	size_t tail = len - head, rest = slot_len(tail);
-	unsigned char *b;
+	_Alignas(SLOT_ALIGN) unsigned char last[SLOT_ALIGN];
+	size_t head = len & ~(SLOT_ALIGN - 1), tail = len - head;
 	int ret = 0;
 
 	if (head)
 		ret = pwrite_all(dfd, data, head, off);
-	if (ret == 0 && rest) {
-		b = bounce_get(rest);
-		if (!b)
-			return -ENOMEM;
-		memcpy(b, (const unsigned char *)data + head, tail);
-		memset(b + tail, 0, rest - tail);
-		ret = pwrite_all(dfd, b, rest, off + head);
+	if (ret == 0 && tail) {
+		memcpy(last, (const unsigned char *)data + head, tail);
+		memset(last + tail, 0, sizeof(last) - tail);
+		ret = pwrite_all(dfd, last, sizeof(last), off + head);
 	}
 	return ret;
 }
 
-/* Write the slot of an object at off in p: large ones with O_DIRECT where
- * the filesystem takes it, the rest through the page cache. */
+/* Write the slot of an object at off in p: large ones in aligned buffers
+ * with O_DIRECT where the filesystem takes it, the rest through the page
+ * cache. */
 static int write_slot(struct local_store *ls, struct pack *p, const void *data,
 		      size_t len, uint64_t off)
 {
-	int dfd = len >= LOCAL_DIRECT_MIN ? pack_dfd(ls, p) : -1, ret;
+	int dfd = len >= LOCAL_DIRECT_MIN && (uintptr_t)data % SLOT_ALIGN == 0 ?
+		  pack_dfd(ls, p) : -1, ret;
 
 	if (dfd >= 0) {
 		ret = write_direct(dfd, data, len, off);
 		if (ret != -EINVAL)
 			return ret;
 		pthread_mutex_lock(&ls->pack_lock);
-		if (ls->dio)
-			log_info("block store: O_DIRECT writes refused under %s: "
-				 "blocks are written through the page cache", ls->dir);
-		ls->dio = 0;
+		dio_off_locked(ls, "O_DIRECT writes refused");
 		pthread_mutex_unlock(&ls->pack_lock);
 	}
 	ret = write_pieces(p->fd, data, len, off);

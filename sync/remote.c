@@ -42,8 +42,9 @@
  * A queued block's compressed bytes are also kept in memory, up to
  * MEM_QUEUE_MAX bytes in all, and the uploader sends them from there
  * rather than read them back from the local store (a disk read: large
- * blocks are written there with O_DIRECT, past the page cache). Blocks queued beyond that bound,
- * or before a restart, are read from the local store.
+ * blocks are written there with O_DIRECT, past the page cache). Blocks
+ * queued beyond that bound, or before a restart, are read from the local
+ * store.
  *
  * Failure: an upload that fails after the client's own retries puts the
  * block back at its place in the queue and pauses all uploaders with an

@@ -537,8 +537,8 @@ static void test_raw(const char *dir)
 	bs_close(bs);
 
 	/*
-	 * The backend given a buffer that is not 4 KiB-aligned: it is written
-	 * with O_DIRECT through the thread's aligned buffer, bytes intact.
+	 * The backend given a buffer that is not 4 KiB-aligned: O_DIRECT
+	 * cannot take it, it goes through the page cache, bytes intact.
 	 */
 	if (bs_local_open(&be, dir, 0, &err) < 0)
 		bail_out("bs_local_open %s: %s", dir, err ? err : "?");
