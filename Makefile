@@ -26,7 +26,7 @@ CFLAGS    += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=31
              -Wmissing-prototypes -Wvla -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation \
              -fno-strict-aliasing -pthread -I. -MMD -MP
 CFLAGS    += $(shell pkg-config --cflags libxml-2.0 libcurl 2>/dev/null)
-LDLIBS    := -lleveldb -lzstd -lsqlite3 -lz -lcurl -lxml2 -lcrypto -pthread
+LDLIBS    := -lleveldb -lzstd -lxxhash -lsqlite3 -lz -lcurl -lxml2 -lcrypto -pthread
 FUSE_CFLAGS = $(shell pkg-config --cflags fuse3 2>/dev/null)
 FUSE_LIBS   = $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3)
 ifneq ($(SANITIZE),)

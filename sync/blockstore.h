@@ -29,9 +29,13 @@ struct bs_backend_ops {
 	int (*sync)(void *ctx);		/* make every put so far durable */
 	/* optional: start fetching h in the background (a read-ahead hint) */
 	void (*advise)(void *ctx, const struct bs_hash *h);
-	/* optional: get, and when the backend has already checked the bytes
-	 * (a fetch from the bucket) also their plaintext in *plain, which
-	 * spares the store a second decompression and hash */
+	/* optional: get, and what the backend knows of the bytes: when it
+	 * has checked them against their name (a fetch from the bucket), also
+	 * their plaintext in *plain (NULL may be passed for plain and plen:
+	 * then it is not asked for), which spares the store a second
+	 * decompression and hash; 1 when they are exactly the bytes a put
+	 * gave it (checked against a checksum recorded at the put), which
+	 * spares the hash; 0 when it vouches for nothing */
 	int (*get_checked)(void *ctx, const struct bs_hash *h, void **data,
 			   size_t *len, unsigned char **plain, size_t *plen);
 	/* call fn for every stored block older than before_ns (wall clock) */

@@ -19,8 +19,22 @@
  * where a put is an append to its log.
  *
  * Index: key "p" + the 32-byte hash; value pack id (u64), offset (u64),
- * length (u32) and the wall-clock time of the put in ns (u64), big
- * endian. Small objects are keyed by the bare 32-byte hash.
+ * length (u32), the wall-clock time of the put in ns (u64) and the XXH3-64
+ * of the stored bytes (u64), big endian. Entries written before the
+ * checksum existed are 28 bytes long and have none. Small objects are
+ * keyed by the bare 32-byte hash.
+ *
+ * Checksums: a get of a pack object checks its bytes against the XXH3
+ * recorded when they were put, and says so to the block store (the
+ * get_checked op returns 1), which then decompresses without hashing the
+ * plaintext again: a SHA-256 of every block read was a third of the CPU of
+ * a cold sequential read (0.6 s per GiB on the development VM), XXH3 costs
+ * a twentieth of that. The bytes a put receives are the block store's own
+ * frame of a plaintext it has just hashed, or a frame it fetched from a
+ * bucket and verified, so "stored bytes as put" is "a frame of the
+ * plaintext named h". A mismatch is -EIO and a log line naming the block.
+ * Small objects (LevelDB checks its own blocks) and old entries without a
+ * checksum are not vouched for: the block store hashes them as before.
  *
  * Invariants
  *  - An index entry names bytes that were written before it: a put writes
@@ -74,8 +88,9 @@
  * so the final sync finds little left to write; the fdatasync still makes
  * the pack's size and extents, and the disk's write cache, durable.
  *
- * The backend does not interpret the bytes; hashing, compression and the
- * check of every object read live in blockstore.c.
+ * The backend does not interpret the bytes: naming, compression and the
+ * hash check live in blockstore.c; the backend only vouches that what it
+ * returns is what it was given (see "Checksums").
  */
 #include <dirent.h>
 #include <errno.h>
@@ -88,6 +103,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "sync/blockstore.h"
 #include "util/log.h"
@@ -103,7 +119,8 @@
 #define PACK_FDS 64			/* pack descriptors kept open */
 #define STRIPES 64
 #define IDX_KEY_LEN (1 + BS_HASH_LEN)
-#define IDX_VAL_LEN 28
+#define IDX_VAL_LEN_OLD 28		/* before the checksum */
+#define IDX_VAL_LEN 36
 
 struct pack {
 	struct pack *hnext;
@@ -120,7 +137,9 @@ struct pack {
 
 struct loc {
 	uint64_t pack, off, time_ns;
+	uint64_t sum;		/* XXH3-64 of the stored bytes */
 	uint32_t len;
+	int has_sum;		/* 0: an entry from before checksums */
 };
 
 struct local_store {
@@ -171,12 +190,14 @@ static int idx_decode(const char *v, size_t n, struct loc *l)
 {
 	const unsigned char *u = (const unsigned char *)v;
 
-	if (n != IDX_VAL_LEN)
+	if (n != IDX_VAL_LEN && n != IDX_VAL_LEN_OLD)
 		return -EIO;
 	l->pack = get_be64(u);
 	l->off = get_be64(u + 8);
 	l->len = get_be32(u + 16);
 	l->time_ns = get_be64(u + 20);
+	l->has_sum = n == IDX_VAL_LEN;
+	l->sum = l->has_sum ? get_be64(u + 28) : 0;
 	return 0;
 }
 
@@ -210,6 +231,7 @@ static int idx_put(struct local_store *ls, const struct bs_hash *h, const struct
 	put_be64(v + 8, l->off);
 	put_be32(v + 16, l->len);
 	put_be64(v + 20, l->time_ns);
+	put_be64(v + 28, l->sum);
 	leveldb_put(ls->db, ls->wo, key, sizeof(key), (const char *)v, sizeof(v), &err);
 	return err ? db_error("put", err) : 0;
 }
@@ -648,6 +670,7 @@ static int local_put(void *ctx, const struct bs_hash *h, const void *data, size_
 		l.pack = p->id;
 		l.len = (uint32_t)len;
 		l.time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		l.sum = XXH3_64bits(data, len);
 		ret = idx_put(ls, h, &l);
 	}
 	if (ret < 0) {
@@ -664,7 +687,12 @@ out:
 	return ret < 0 ? ret : 0;
 }
 
-static int local_get(void *ctx, const struct bs_hash *h, void **data, size_t *len)
+/*
+ * get, and 1 when the bytes were checked against the checksum recorded
+ * with them (see "Checksums" above), 0 when they were not.
+ */
+static int local_get_checked(void *ctx, const struct bs_hash *h, void **data,
+			     size_t *len, unsigned char **plain, size_t *plen)
 {
 	struct local_store *ls = ctx;
 	struct pack *p;
@@ -673,19 +701,31 @@ static int local_get(void *ctx, const struct bs_hash *h, void **data, size_t *le
 	void *buf;
 	int ret = idx_get(ls, h, &l);
 
+	(void)plain;
+	(void)plen;
 	if (ret == 1) {
 		if ((ret = pack_get(ls, l.pack, &p)) < 0)
 			return ret == -ENOENT ? -EIO : ret;
 		buf = malloc(l.len ? l.len : 1);
 		ret = buf ? pread_all(p->fd, buf, l.len, l.off) : -ENOMEM;
 		pack_unref(ls, p);
+		if (ret == 0 && l.has_sum && XXH3_64bits(buf, l.len) != l.sum) {
+			char hex[BS_HEX_LEN + 1];
+
+			bs_hash_hex(h, hex);
+			log_err("block %s is corrupt: its bytes in pack %016llx at "
+				"%llu do not match the checksum written with them",
+				hex, (unsigned long long)l.pack,
+				(unsigned long long)l.off);
+			ret = -EIO;
+		}
 		if (ret < 0) {
 			free(buf);
 			return ret;
 		}
 		*data = buf;
 		*len = l.len;
-		return 0;
+		return l.has_sum;
 	}
 	if (ret < 0)
 		return ret;
@@ -701,6 +741,13 @@ static int local_get(void *ctx, const struct bs_hash *h, void **data, size_t *le
 		return buf ? 0 : -ENOMEM;
 	}
 	return file_get(ls, h, data, len);
+}
+
+static int local_get(void *ctx, const struct bs_hash *h, void **data, size_t *len)
+{
+	int ret = local_get_checked(ctx, h, data, len, NULL, NULL);
+
+	return ret < 0 ? ret : 0;
 }
 
 static int local_has(void *ctx, const struct bs_hash *h, uint64_t *size)
@@ -1018,6 +1065,7 @@ static const struct bs_backend_ops local_ops = {
 	.name = "local",
 	.put = local_put,
 	.get = local_get,
+	.get_checked = local_get_checked,
 	.has = local_has,
 	.del = local_del,
 	.sync = local_sync,

@@ -590,7 +590,9 @@ static int remote_get_checked(void *ctx, const struct bs_hash *h, void **data,
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (local) {
-		ret = r->local.ops->get(r->local.ctx, h, data, len);
+		ret = r->local.ops->get_checked ?
+		      r->local.ops->get_checked(r->local.ctx, h, data, len, NULL, NULL) :
+		      r->local.ops->get(r->local.ctx, h, data, len);
 		if (ret != -ENOENT)
 			return ret;	/* evicted meanwhile: fetch it */
 	}
@@ -649,7 +651,7 @@ static int remote_get(void *ctx, const struct bs_hash *h, void **data, size_t *l
 	int ret = remote_get_checked(ctx, h, data, len, &plain, &plen);
 
 	free(plain);
-	return ret;
+	return ret < 0 ? ret : 0;
 }
 
 static int remote_has(void *ctx, const struct bs_hash *h, uint64_t *size)

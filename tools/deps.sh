@@ -5,7 +5,7 @@
 # tests/node_modules lacks any of them. Node.js and npm come with the machine
 # image and are never installed from Debian.
 set -eu
-pkgs="build-essential pkg-config libfuse3-dev fuse3 libleveldb-dev libzstd-dev
+pkgs="build-essential pkg-config libfuse3-dev fuse3 libleveldb-dev libzstd-dev libxxhash-dev
       libssl-dev libcurl4-openssl-dev libxml2-dev libsqlite3-dev sqlite3 zlib1g-dev
       rsync git perl python3 groff-base man-db attr psmisc procps xz-utils
       zstd gzip curl"

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <leveldb/c.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -571,6 +572,36 @@ struct corrupt_case {
 	const char *log;	/* expected in the log line */
 };
 
+/* Cut h's pack index entry in dir's store (closed) to the 28 bytes
+ * entries had before the checksum was added. */
+static void old_entry(const char *dir, const struct bs_hash *h)
+{
+	char path[4200], key[1 + BS_HASH_LEN], *err = NULL, *v;
+	leveldb_options_t *o = leveldb_options_create();
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+	leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+	leveldb_t *db;
+	size_t n = 0;
+
+	snprintf(path, sizeof(path), "%s/small", dir);
+	db = leveldb_open(o, path, &err);
+	if (!db)
+		bail_out("leveldb_open %s: %s", path, err ? err : "?");
+	key[0] = 'p';
+	memcpy(key + 1, h->b, BS_HASH_LEN);
+	v = leveldb_get(db, ro, key, sizeof(key), &n, &err);
+	if (!v || n != 36)
+		bail_out("index entry: %zu bytes, not 36", n);
+	leveldb_put(db, wo, key, sizeof(key), v, 28, &err);
+	if (err)
+		bail_out("leveldb_put: %s", err);
+	leveldb_free(v);
+	leveldb_close(db);
+	leveldb_writeoptions_destroy(wo);
+	leveldb_readoptions_destroy(ro);
+	leveldb_options_destroy(o);
+}
+
 static void test_corruption(const char *dir)
 {
 	struct blockstore *bs = open_store(dir, BS64K, 64 * BS64K, 0), *fresh;
@@ -636,7 +667,7 @@ static void test_corruption(const char *dir)
 		struct corrupt_case cases[] = {
 			{ "a byte flipped in the middle", mutated, origlen, 0, "corrupt" },
 			{ "a valid zstd frame of other content", frame, framelen, 0,
-			  "does not match its hash" },
+			  "do not match the checksum written with them" },
 			{ "zeroed from the middle", orig, origlen / 2, 0, "corrupt" },
 			{ "its last byte zeroed", orig, origlen - 1, 0, NULL },
 			{ "all zeros", orig, 0, 0, "corrupt" },
@@ -688,6 +719,21 @@ static void test_corruption(const char *dir)
 				diag("log: %s", log);
 			free(log);
 		}
+
+		/* bytes no checksum vouches for (a fetch from a bucket, an
+		 * index entry from before checksums) are hashed */
+		char *log;
+
+		capture_begin();
+		r = bs_check_frame(&h, frame, framelen, BS64K, NULL, NULL);
+		log = capture_end();
+		is_int(r, -EIO, "unvouched: a valid zstd frame of other content is -EIO");
+		ok(strstr(log, hex) && strstr(log, "does not match its hash"),
+		   "unvouched: a log line names the block and says its content "
+		   "does not match its hash");
+		free(log);
+		is_int(bs_check_frame(&h, orig, origlen, BS64K, NULL, NULL), 0,
+		       "unvouched: the right frame passes the hash");
 
 		/* the good object back: the same store now reads it */
 		obj_write(path, off, orig, origlen, origlen);
@@ -811,6 +857,27 @@ static void test_corruption(const char *dir)
 		ok(strstr(log, hex) != NULL, "tiny cache: and a log line names the block");
 		free(log);
 		bs_close(bs);
+	}
+
+	/* an index entry from before checksums (28 bytes): read, and its
+	 * bytes hashed rather than vouched for */
+	{
+		char *log;
+
+		old_entry(dir, &h);
+		fresh = open_store(dir, BS64K, 64 * BS64K, 0);
+		obj_write(path, off, frame, framelen, origlen);
+		capture_begin();
+		r = get_check(fresh, &h, text, BS64K);
+		log = capture_end();
+		is_int(r, -EIO, "old index entry: a valid frame of other content is -EIO");
+		ok(strstr(log, hex) && strstr(log, "does not match its hash"),
+		   "old index entry: the log says its content does not match its hash");
+		free(log);
+		obj_write(path, off, orig, origlen, origlen);
+		is_int(get_check(fresh, &h, text, BS64K), 0,
+		       "old index entry: the right bytes read back");
+		bs_close(fresh);
 	}
 	obj_write(path, off, orig, origlen, origlen);
 	free(orig);
