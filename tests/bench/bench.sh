@@ -22,6 +22,10 @@
 # command that touches a mount runs under timeout(1), and a watchdog ends the
 # whole run if it goes past LFS_BENCH_TIMEOUT seconds.
 #
+# The creates are also timed on WORK/null, a FUSE daemon that does nothing
+# (tests/bench/nullfs.c), mounted for that section only: an info row, the
+# floor a FUSE round trip puts under lakefs on this machine.
+#
 # Timed runs are best of LFS_BENCH_ROUNDS (3), interleaved: round 1 runs
 # lakefs, local, tmpfs; round 2 the same; ... so that a noisy virtual disk
 # hits all three alike. Times are wall clock around the whole command.
@@ -274,6 +278,11 @@ print_table() {  # print_table [NOTE]
 	timed_row "cold read ${MIB} MiB (dd 1M)$COLD_NOTE" read rate local 1.5
 	timed_row "cp -r $TREE_FILES x 4 KiB" cp secs tmpfs 10
 	timed_row "create $CREATE_FILES empty files" create secs tmpfs 12
+	if [ -n "${BEST[create_null]:-}" ] && [ -n "${BEST[create_tmpfs]:-}" ] && [ -n "${BEST[create_lakefs]:-}" ]; then
+		row "  same, FUSE that does nothing" "$(secs "${BEST[create_null]}")" "-" \
+			"$(secs "${BEST[create_tmpfs]}")" "-" "$(ratio "${BEST[create_null]}" "${BEST[create_tmpfs]}")" \
+			"info: lakefs/it $(ratio "${BEST[create_lakefs]}" "${BEST[create_null]}")" "-"
+	fi
 	timed_row "ls -lR $CREATE_FILES files, warm" ls secs tmpfs 3
 	if [ -n "$ow_growth" ]; then
 		row "4 KiB overwrite in ${MID_MIB} MiB + fsync" "stored $(printf %+d "$ow_growth") B" \
@@ -320,6 +329,13 @@ say "work dir $WORK ($LOCAL_FS), tmpfs ${TMPFS_MIB} MiB"
 # --- helper program: create N empty files in one process (see mkfiles.c) ---
 MKFILES=$WORK/mkfiles
 cc -O2 -Wall -Wextra -Werror -o "$MKFILES" "$TOP/tests/bench/mkfiles.c" || broke "cannot build tests/bench/mkfiles.c"
+# --- and the FUSE floor: a daemon that does nothing (see nullfs.c); the
+# creates are timed on it too, beside lakefs. Not built: the row says n/a.
+NULLFS=$WORK/nullfs
+NULL_MNT=$WORK/null
+# shellcheck disable=SC2046  # pkg-config: words on purpose
+cc -O2 -Wall -Wextra -Werror -DFUSE_USE_VERSION=314 -o "$NULLFS" "$TOP/tests/bench/nullfs.c" \
+	$(pkg-config --cflags --libs fuse3) 2>/dev/null || { say "note: cannot build tests/bench/nullfs.c; no FUSE floor"; NULLFS=""; }
 
 # --- sources, made once in the tmpfs ---
 # The big sequential write uses a different random file in each round. Writing
@@ -426,6 +442,21 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		keep_best "create_$t"
 	done
 done
+if [ -n "$NULLFS" ]; then
+	mkdir -p "$NULL_MNT"
+	if timeout -k 5 30 "$NULLFS" -o default_permissions "$NULL_MNT" && is_mounted "$NULL_MNT"; then
+		LFS_MOUNTS="$LFS_MOUNTS $NULL_MNT"
+		LFS_PIDS="$LFS_PIDS $(pgrep -f "^$NULLFS .*$NULL_MNT\$" | head -1)"
+		for ((r = 1; r <= ROUNDS; r++)); do
+			run_timed 300 "$MKFILES" "$NULL_MNT" "$CREATE_FILES" ||
+				broke "creating files on the do-nothing FUSE failed (round $r)"
+			keep_best create_null
+		done
+		timeout -k 2 30 fusermount3 -u "$NULL_MNT" || broke "fusermount3 -u $NULL_MNT failed"
+	else
+		say "note: the do-nothing FUSE did not mount; no FUSE floor"
+	fi
+fi
 n=$(timeout -k 5 60 find "$VOL/files" -type f | wc -l)
 [ "$n" = "$CREATE_FILES" ] || problem "lakefs holds $n of the $CREATE_FILES files created"
 
