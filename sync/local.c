@@ -516,17 +516,12 @@ static int pack_dfd(struct local_store *ls, struct pack *p)
 
 /*
  * Write an object's slot with O_DIRECT from a 4 KiB-aligned buffer (a
- * sealed block's is, and so is a block fetched from the bucket): the
- * aligned part straight from it, the last partial 4 KiB through a buffer
- * on the stack, zero-padded to the slot's end. -EINVAL means the
- * filesystem refused the alignment.
- */
-/*
- * One direct write of the slot: the aligned part straight from data, the
- * last partial 4 KiB through a zero-padded page on the stack, both in one
- * pwritev, so a block costs the disk one I/O, not two (a separate 4 KiB
- * tail write waited as long as the 1 MiB before it). A short write, which
- * a direct write should never be, is finished piece by piece.
+ * sealed block's is, and so is a block fetched from the bucket) in one
+ * pwritev: the aligned part straight from it, the last partial 4 KiB
+ * through a page on the stack, zero-padded to the slot's end. One I/O per
+ * block, not two: a separate 4 KiB tail write waited as long as the 1 MiB
+ * before it. -EINVAL means the filesystem refused the alignment. A short
+ * write, which a direct write should never be, is finished piece by piece.
  */
 static int write_direct(int dfd, const void *data, size_t len, uint64_t off)
 {
@@ -560,6 +555,9 @@ static int write_direct(int dfd, const void *data, size_t len, uint64_t off)
 	return ret;
 }
 
+/* Write the slot of an object at off in p: large ones in aligned buffers
+ * with O_DIRECT where the filesystem takes it, the rest through the page
+ * cache. */
 static int write_slot(struct local_store *ls, struct pack *p, const void *data,
 		      size_t len, uint64_t off)
 {
